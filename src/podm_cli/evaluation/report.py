@@ -1,0 +1,176 @@
+"""Write an evaluation's outputs: results.json, table.md, report.html (+ strip PNGs) and the console table."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from podm_cli.evaluation.paper import PAPER_COLUMN
+
+
+def _fmt(value, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def table_cells(rows: list[dict]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Paper-shaped table: rows metric x dataset, columns methods; each cell 'ours (paper value)'."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    by_key = {(r["method"], r["dataset"]): r for r in rows}
+    body = []
+    for dataset in datasets:
+        for metric, digits in (("psnr", 2), ("ssim", 3)):
+            cells = []
+            for method in methods:
+                row = by_key.get((method, dataset))
+                if row is None:
+                    cells.append("-")
+                    continue
+                paper = row[f"paper_{metric}"]
+                cells.append(f"{_fmt(row[metric], digits)} (paper {_fmt(paper, digits)})" if paper is not None
+                             else _fmt(row[metric], digits))
+            body.append((f"{metric.upper()} {dataset}", cells))
+    return methods, body
+
+
+def print_table(rows: list[dict], skipped: list, notices: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    methods, body = table_cells(rows)
+    table = Table(title="podm eval — ours (paper)", show_lines=False)
+    table.add_column("metric / protocol")
+    for method in methods:
+        table.add_column(method, justify="right")
+    for label, cells in body:
+        table.add_row(label, *cells)
+    console.print(table)
+    for row in rows:
+        console.print(
+            f"  {row['method']:<8} {row['dataset']:<15} n={row['n_images']:<4} "
+            f"{row['seconds_per_image']:.3f} s/image  source: {row['source']}"
+        )
+    for item in skipped:
+        console.print(f"[yellow]skipped {item.method}: {item.reason}[/yellow]")
+    for notice in notices:
+        console.print(f"[yellow]note: {notice}[/yellow]")
+
+
+def markdown_table(rows: list[dict]) -> str:
+    methods, body = table_cells(rows)
+    lines = ["| metric / protocol | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in body]
+    return "\n".join(lines) + "\n"
+
+
+def git_info() -> dict:
+    """Commit and dirty flag of the checkout podm runs from (None outside a git checkout)."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                    capture_output=True, text=True, timeout=10).stdout.strip())
+        return {"commit": commit, "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file + rename (never a half-written file)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def results_document(outcome, config: dict) -> dict:
+    return {
+        "protocols": outcome.protocols,
+        "rows": outcome.rows,
+        "skipped": [{"method": s.method, "reason": s.reason} for s in outcome.skipped],
+        "notices": outcome.notices,
+        "git": git_info(),
+        "config": config,
+    }
+
+
+def _strip_png(out_dir: Path, dataset: str, example: dict) -> str | None:
+    """Blurred / each method / sharp: a row of centre crops, saved as a PNG; returns its file name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(k, v) for k, v in example.items() if not k.startswith("_") and k not in ("blurred", "sharp")]
+    panels = [("blurred", example["blurred"])] + panels + [("sharp", example["sharp"])]
+    if len(panels) <= 2:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels), 2.7))
+    for ax, (label, image) in zip(axes, panels):
+        img = image.detach().float().cpu()
+        h, w = img.shape[-2:]
+        size = min(h, w, 128)
+        top, left = (h - size) // 2, (w - size) // 2
+        crop = img[..., top:top + size, left:left + size]
+        crop = crop[0] if crop.shape[0] == 1 else crop.permute(1, 2, 0)
+        ax.imshow(crop.clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(label, fontsize=9)
+        ax.axis("off")
+    fig.suptitle(f"{dataset}: {example.get('_name', '')} (centre crop)", fontsize=10)
+    fig.tight_layout()
+    name = f"strip_{dataset}.png"
+    fig.savefig(out_dir / name, dpi=100)
+    plt.close(fig)
+    return name
+
+
+def write_reports(outcome, out_dir: Path, config: dict, figures: bool = True) -> None:
+    """results.json, table.md and (with ``figures``) report.html with per-dataset strips."""
+    out_dir = Path(out_dir)
+    write_atomic(out_dir / "results.json", json.dumps(results_document(outcome, config), indent=2) + "\n")
+    notes = [f"- note: {n}" for n in outcome.notices]
+    notes += [f"- skipped {s.method}: {s.reason}" for s in outcome.skipped]
+    notes += [f"- `{name}`: {p['mode']} blur, {p['n_images']} images; {p['scoring']}. {p['note']}".rstrip()
+              for name, p in outcome.protocols.items()]
+    substitute = any(PAPER_COLUMN.get(r["dataset"]) == "sun" and r["dataset"] != "sun" for r in outcome.rows)
+    if substitute:
+        notes.append("- paper numbers beside sun_substitute are Sun's, shown for orientation only.")
+    md = "# podm eval\n\nOurs, with the paper's number in brackets (labelled paper).\n\n"
+    md += markdown_table(outcome.rows) + "\n" + "\n".join(notes) + "\n"
+    write_atomic(out_dir / "table.md", md)
+    if not figures:
+        return
+    strips = []
+    for dataset, example in outcome.examples.items():
+        if example:
+            name = _strip_png(out_dir, dataset, example)
+            if name:
+                strips.append((dataset, name))
+    methods, body = table_cells(outcome.rows)
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in methods)
+    trs = "".join(
+        f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
+        for label, cells in body
+    )
+    imgs = "".join(f"<h2>{html.escape(d)}</h2><img src='{html.escape(n)}' alt='{html.escape(d)} strip'>"
+                   for d, n in strips)
+    items = "".join(f"<li>{html.escape(n[2:])}</li>" for n in notes)
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>podm eval</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 10px;border-bottom:1px solid #ddd}"
+        "td{text-align:right}td:first-child{text-align:left}img{max-width:100%}</style></head><body>"
+        "<h1>podm eval</h1><p>Ours, with the paper's number in brackets (labelled paper).</p>"
+        f"<table><tr><th>metric / protocol</th>{head}</tr>{trs}</table><ul>{items}</ul>{imgs}</body></html>\n"
+    )
+    write_atomic(out_dir / "report.html", page)

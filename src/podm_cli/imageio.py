@@ -1,0 +1,420 @@
+"""Reading and writing images as ``(C, H, W)`` float tensors in ``[0, 1]``.
+
+* :func:`read_image` reads PNG (8/16-bit), JPEG, TIFF (8/16-bit and float), BMP and whatever else Pillow
+  opens, grey or colour.  Alpha is dropped, palette images become RGB, and grey is made from colour with
+  the ITU-R BT.601 luma weights (computed in floating point, not Pillow's 8-bit ``convert("L")``).
+  EXIF orientation is deliberately *not* applied: blur kernels are estimated on the stored pixels.
+* :func:`write_image` writes 8/16-bit PNG and TIFF, 8-bit JPEG (quality 95) and BMP, atomically (a temp
+  file in the target directory, then a rename) and never over an existing file unless asked to.
+
+Pillow reads and writes 16-bit *colour* PNGs as 8-bit, so 16-bit PNGs with colour (or alpha) are decoded
+and all 16-bit PNGs are encoded by the small PNG codec in this module (zlib + the five PNG row filters).
+
+Every user-caused failure (missing, unreadable, truncated, unsupported file; existing output; unwritable
+directory) raises :class:`~podm_cli.errors.InputError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from podm_cli.errors import InputError
+
+__all__ = ["IMAGE_SUFFIXES", "read_image", "write_image"]
+
+#: File suffixes :func:`write_image` can write (lower case).
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
+
+_MODES = ("gray", "rgb", "keep")
+_LUMA_601 = np.array([0.299, 0.587, 0.114])
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+# ----------------------------------------------------------------------------------------------- reading
+def read_image(path, mode: str = "gray") -> tuple[torch.Tensor, int]:
+    """Read an image file.
+
+    Parameters
+    ----------
+    path
+        Image file (PNG, JPEG, TIFF, BMP, ...); the format is recognised from the file's content.
+    mode
+        ``"gray"``: one channel (colour converted with BT.601 luma); ``"rgb"``: three channels (grey
+        replicated); ``"keep"``: one channel for grey files, three for colour ones.
+
+    Returns
+    -------
+    (image, bit_depth)
+        ``image`` is a float32 tensor ``(C, H, W)`` in ``[0, 1]``; ``bit_depth`` is 8 or 16 (16 for 16-bit
+        and floating-point files), the depth to write results back with.
+    """
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    arr, bit_depth = _load_array(path)
+    if mode == "gray" and arr.shape[2] == 3:
+        arr = (arr @ _LUMA_601)[:, :, None]
+    elif mode == "rgb" and arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).to(torch.float32)
+    return x.clamp_(0.0, 1.0), bit_depth
+
+
+def _load_array(path) -> tuple[np.ndarray, int]:
+    """Decode ``path`` to a float64 ``(H, W, C)`` array in [0, 1] with C = 1 or 3 (alpha dropped)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"image file not found: {p}")
+    if not p.is_file():
+        raise InputError(f"not an image file (is a directory or special file): {p}")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(33)
+    except OSError as e:
+        raise InputError(f"cannot read image {p}: {e.strerror or e}") from e
+    if not head:
+        raise InputError(f"cannot read image {p}: the file is empty")
+
+    if head.startswith(_PNG_SIGNATURE) and len(head) >= 33 and head[12:16] == b"IHDR" and head[24] == 16 \
+            and head[25] in (2, 4, 6):
+        arr, bit_depth = _decode_png(p)  # 16-bit colour / grey+alpha: Pillow would drop to 8 bits
+    elif head[:4] in _TIFF_MAGICS:
+        arr, bit_depth = _read_tiff(p)
+    else:
+        arr, bit_depth = _read_pillow(p)
+
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.shape[2] == 2:  # grey + alpha
+        arr = arr[:, :, :1]
+    elif arr.shape[2] == 4:  # RGBA
+        arr = arr[:, :, :3]
+    if arr.shape[2] not in (1, 3) or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"unsupported image layout {arr.shape} in {p}")
+    return arr, bit_depth
+
+
+def _to_unit(a: np.ndarray, where: Path) -> tuple[np.ndarray, int]:
+    """Integer / bool / float sample array -> float64 in [0, 1] and its bit depth (8 or 16)."""
+    if a.dtype == np.bool_:
+        return a.astype(np.float64), 8
+    if a.dtype == np.uint8:
+        return a.astype(np.float64) / 255.0, 8
+    if a.dtype == np.uint16:
+        return a.astype(np.float64) / 65535.0, 16
+    if np.issubdtype(a.dtype, np.integer):
+        # e.g. Pillow's 32-bit "I" mode (old 16-bit PNG path) or signed TIFF samples: assume 16-bit range.
+        return np.clip(a.astype(np.float64), 0, 65535) / 65535.0, 16
+    if np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float64)
+        if not np.isfinite(a).all():
+            raise InputError(f"image {where} contains NaN or infinite values")
+        return np.clip(a, 0.0, 1.0), 16
+    raise InputError(f"unsupported sample type {a.dtype} in image {where}")
+
+
+def _read_pillow(p: Path) -> tuple[np.ndarray, int]:
+    from PIL import Image
+
+    try:
+        with Image.open(p) as im:
+            fmt = im.format
+        if fmt == "PNG":
+            # verify() checks every chunk's CRC and that the file is complete, independently of Pillow's
+            # global LOAD_TRUNCATED_IMAGES switch; the image must be reopened afterwards.
+            with Image.open(p) as im:
+                im.verify()
+        with Image.open(p) as im:
+            im.load()  # force the full decode here: truncated data fails now, not later
+            return _pillow_to_array(im, p)
+    except InputError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise InputError(f"image {p} is too large to decode safely: {e}") from e
+    except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, struct.error, zlib.error, ...
+        raise InputError(f"cannot read image {p}: {_reason(e)}") from e
+
+
+def _pillow_to_array(im, p: Path) -> tuple[np.ndarray, int]:
+    mode = im.mode
+    if mode == "1":
+        im, mode = im.convert("L"), "L"
+    elif mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in im.info
+        im = im.convert("RGBA" if has_alpha else "RGB")
+        mode = im.mode
+    elif mode not in ("L", "LA", "RGB", "RGBA", "I", "F") and not mode.startswith("I;16"):
+        im, mode = im.convert("RGB"), "RGB"  # CMYK, YCbCr, LAB, HSV, RGBX, ...
+    return _to_unit(np.asarray(im), p)
+
+
+def _read_tiff(p: Path) -> tuple[np.ndarray, int]:
+    import tifffile
+
+    try:
+        a = tifffile.imread(p, key=0)
+    except Exception as tiff_error:  # noqa: BLE001 - any decoder failure is the file's
+        # tifffile needs the optional imagecodecs for some compressions (LZW, JPEG, ...): try Pillow.
+        try:
+            return _read_pillow(p)
+        except InputError:
+            raise InputError(f"cannot read TIFF image {p}: {_reason(tiff_error)}") from tiff_error
+    a = np.asarray(a)
+    if a.ndim == 3 and a.shape[-1] not in (1, 2, 3, 4) and a.shape[0] in (1, 2, 3, 4):
+        a = np.moveaxis(a, 0, -1)  # planar (separate) sample layout
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (1, 2, 3, 4)):
+        raise InputError(f"unsupported TIFF layout {a.shape} in {p} (expected H x W or H x W x 1..4)")
+    return _to_unit(a, p)
+
+
+def _reason(e: BaseException) -> str:
+    """A one-line description of an exception."""
+    text = str(e).strip().splitlines()
+    return text[0] if text and text[0] else type(e).__name__
+
+
+# ------------------------------------------------------------------------------------ minimal PNG codec
+_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
+_ADAM7 = ((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2), (1, 0, 2, 1))
+
+
+def _decode_png(p: Path) -> tuple[np.ndarray, int]:
+    """Decode an 8- or 16-bit non-palette PNG to float64 (H, W, C) in [0, 1]; returns (array, bit depth)."""
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read image {p}: {e.strerror or e}") from e
+    if not data.startswith(_PNG_SIGNATURE):
+        raise InputError(f"cannot read image {p}: not a PNG file")
+    pos, header, idat, ended = 8, None, [], False
+    while pos < len(data):
+        if pos + 8 > len(data):
+            raise InputError(f"cannot read image {p}: truncated PNG chunk header")
+        length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        crc = data[pos + 8 + length:pos + 12 + length]
+        if len(body) < length or len(crc) < 4:
+            raise InputError(f"cannot read image {p}: truncated PNG file")
+        if zlib.crc32(ctype + body) & 0xFFFFFFFF != struct.unpack(">I", crc)[0]:
+            raise InputError(f"cannot read image {p}: corrupt PNG ({ctype.decode('latin-1')} chunk CRC error)")
+        if ctype == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif ctype == b"IDAT":
+            idat.append(body)
+        elif ctype == b"IEND":
+            ended = True
+            break
+        pos += 12 + length
+    if header is None or not idat or not ended:
+        raise InputError(f"cannot read image {p}: truncated or incomplete PNG file")
+    width, height, depth, ctype, _comp, _filt, interlace = header
+    if depth not in (8, 16) or ctype not in _PNG_CHANNELS:
+        raise InputError(f"cannot read image {p}: unsupported PNG type (bit depth {depth}, colour type {ctype})")
+    channels = _PNG_CHANNELS[ctype]
+    bpp = channels * depth // 8
+    dec = zlib.decompressobj()
+    try:
+        raw = dec.decompress(b"".join(idat))
+    except zlib.error as e:
+        raise InputError(f"cannot read image {p}: corrupt PNG data ({e})") from e
+    if not dec.eof:
+        raise InputError(f"cannot read image {p}: truncated PNG data stream")
+
+    dtype = np.dtype(">u2") if depth == 16 else np.dtype(np.uint8)
+    out = np.zeros((height, width, channels), dtype=dtype)
+    passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
+    offset = 0
+    for y0, x0, dy, dx in passes:
+        h = (height - y0 + dy - 1) // dy
+        w = (width - x0 + dx - 1) // dx
+        if h <= 0 or w <= 0:
+            continue
+        nbytes = h * (1 + w * bpp)
+        block = raw[offset:offset + nbytes]
+        if len(block) < nbytes:
+            raise InputError(f"cannot read image {p}: truncated PNG image data")
+        offset += nbytes
+        rows = _unfilter(block, h, w * bpp, bpp, p)
+        out[y0::dy, x0::dx, :] = rows.view(dtype).reshape(h, w, channels)
+    return _to_unit(out.astype(dtype.newbyteorder("=")), p)
+
+
+def _unfilter(block: bytes, h: int, rowbytes: int, bpp: int, p: Path) -> np.ndarray:
+    """Undo the PNG per-row filters (None, Sub, Up, Average, Paeth) of ``h`` rows of ``rowbytes`` bytes."""
+    buf = np.frombuffer(block, dtype=np.uint8).reshape(h, rowbytes + 1)
+    out = np.empty((h, rowbytes), dtype=np.uint8)
+    prev = np.zeros(rowbytes, dtype=np.uint8)
+    for y in range(h):
+        ftype, row = int(buf[y, 0]), buf[y, 1:]
+        if ftype == 0:
+            cur = row.copy()
+        elif ftype == 1:  # Sub: running sum along each byte lane
+            lanes = np.cumsum(row.reshape(-1, bpp).astype(np.int64), axis=0)
+            cur = (lanes & 0xFF).astype(np.uint8).reshape(-1)
+        elif ftype == 2:  # Up
+            cur = row + prev
+        elif ftype in (3, 4):  # Average / Paeth depend on the reconstructed left byte: sequential
+            r, b, c = row.tolist(), prev.tolist(), [0] * bpp + prev.tolist()
+            res = [0] * rowbytes
+            for i in range(rowbytes):
+                a = res[i - bpp] if i >= bpp else 0
+                if ftype == 3:
+                    res[i] = (r[i] + ((a + b[i]) >> 1)) & 0xFF
+                else:
+                    up, ul = b[i], c[i]
+                    pa, pb, pc = abs(up - ul), abs(a - ul), abs(a + up - 2 * ul)
+                    pred = a if pa <= pb and pa <= pc else (up if pb <= pc else ul)
+                    res[i] = (r[i] + pred) & 0xFF
+            cur = np.array(res, dtype=np.uint8)
+        else:
+            raise InputError(f"cannot read image {p}: corrupt PNG (unknown row filter {ftype})")
+        out[y] = cur
+        prev = cur
+    return out
+
+
+def _encode_png16(a: np.ndarray) -> bytes:
+    """Encode a uint16 (H, W, C) array (C = 1 or 3) as a 16-bit PNG (every row filtered with Up)."""
+    h, w, c = a.shape
+    rows = np.ascontiguousarray(a.astype(">u2")).view(np.uint8).reshape(h, w * c * 2)
+    up = rows.copy()
+    up[1:] -= rows[:-1]  # uint8 arithmetic wraps modulo 256, as the filter requires
+    filtered = np.concatenate([np.full((h, 1), 2, dtype=np.uint8), up], axis=1)
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 0 if c == 1 else 2, 0, 0, 0)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    return (_PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(filtered.tobytes(), 6))
+            + chunk(b"IEND", b""))
+
+
+# ----------------------------------------------------------------------------------------------- writing
+def write_image(path, x, bit_depth: int = 8, overwrite: bool = False) -> Path:
+    """Write an image in ``[0, 1]`` to ``path`` (format from the suffix), atomically.
+
+    Parameters
+    ----------
+    path
+        ``.png`` / ``.tif`` / ``.tiff`` (8 or 16 bit), ``.jpg`` / ``.jpeg`` (8 bit, quality 95, no chroma
+        subsampling) or ``.bmp`` (8 bit).  Missing parent directories are created.
+    x
+        Tensor or array ``(C, H, W)`` with C = 1 or 3, ``(H, W)``, or ``(1, C, H, W)``.  Values are clipped
+        to [0, 1] and rounded to the nearest level.
+    bit_depth
+        8 or 16.
+    overwrite
+        If False (default) an existing ``path`` is an error; the check and the final rename are atomic
+        (a hard link where the file system supports it).
+
+    The data are written to a temporary file next to ``path`` which is renamed over ``path`` only once it is
+    complete, so a reader never sees a partial file and a failure leaves nothing behind.  Returns ``path``.
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise InputError(f"cannot write {p}: unsupported image type {suffix or '(no suffix)'!r}; "
+                         f"use one of {', '.join(IMAGE_SUFFIXES)}")
+    if bit_depth not in (8, 16):
+        raise InputError(f"bit depth must be 8 or 16, got {bit_depth!r}")
+    if bit_depth == 16 and suffix in (".jpg", ".jpeg", ".bmp"):
+        raise InputError(f"cannot write {p}: {suffix} supports only 8-bit images (use .png or .tif)")
+
+    a = _as_hwc(x, p)
+    levels = 2 ** bit_depth - 1
+    q = np.rint(np.clip(a, 0.0, 1.0) * levels).astype(np.uint16 if bit_depth == 16 else np.uint8)
+
+    def writer(fh) -> None:
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            tifffile.imwrite(fh, q if q.shape[2] == 3 else q[:, :, 0],
+                             photometric="rgb" if q.shape[2] == 3 else "minisblack")
+        elif suffix == ".png" and bit_depth == 16:
+            fh.write(_encode_png16(q))
+        else:
+            from PIL import Image
+
+            im = Image.fromarray(q[:, :, 0] if q.shape[2] == 1 else q)
+            if suffix == ".png":
+                im.save(fh, format="PNG", compress_level=6)
+            elif suffix == ".bmp":
+                im.save(fh, format="BMP")
+            else:
+                im.save(fh, format="JPEG", quality=95, subsampling=0)
+
+    _atomic_write(p, writer, overwrite)
+    return p
+
+
+def _as_hwc(x, p: Path) -> np.ndarray:
+    """(C, H, W) / (H, W) / (1, C, H, W) tensor or array -> float64 (H, W, C), checked."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().to("cpu", torch.float64).numpy()
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 4 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3 or a.shape[0] not in (1, 3) or a.shape[1] == 0 or a.shape[2] == 0:
+        raise InputError(f"cannot write {p}: expected an image (C, H, W) with C = 1 or 3 or (H, W), "
+                         f"got shape {tuple(np.shape(x))}")
+    if not np.isfinite(a).all():
+        raise InputError(f"cannot write {p}: the image contains NaN or infinite values")
+    return a.transpose(1, 2, 0)
+
+
+def _atomic_write(p: Path, writer, overwrite: bool) -> None:
+    """Run ``writer(binary file)`` on a temp file in ``p``'s directory, then move it to ``p``."""
+    if p.is_dir():
+        raise InputError(f"cannot write {p}: it is a directory")
+    if p.exists() and not overwrite:
+        raise InputError(f"output file exists: {p} (pass overwrite=True / --overwrite to replace it)")
+    parent = p.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=parent)
+    except OSError as e:
+        raise InputError(f"cannot write {p}: {e.strerror or _reason(e)}") from e
+    tmp = Path(tmp_name)
+    try:
+        os.close(fd)
+        with open(tmp, "wb") as fh:  # a named file object: tifffile wants a path-like .name
+            writer(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        if overwrite:
+            os.replace(tmp, p)
+        else:
+            try:
+                os.link(tmp, p)  # atomic "create only if absent"
+            except FileExistsError:
+                raise InputError(f"output file exists: {p} (pass overwrite=True / --overwrite to replace it)")
+            except OSError:  # file system without hard links: best effort
+                if p.exists():
+                    raise InputError(f"output file exists: {p} (pass overwrite=True / --overwrite to replace it)")
+                os.replace(tmp, p)
+    except InputError:
+        raise
+    except OSError as e:
+        raise InputError(f"cannot write {p}: {e.strerror or _reason(e)}") from e
+    finally:
+        if tmp.exists():
+            tmp.unlink()

@@ -1,0 +1,220 @@
+"""PODM (Liu et al., NeurIPS 2018) for ``min_x Psi(x) = f(x) + g(x)``, exactly as DESIGN §2.
+
+One stage ``l`` from ``x^{l-1}`` (``gamma = 1 / L``):
+
+1. **A** ``x_A = A(x^{l-1}; sigma_l)`` - a denoiser at the stage's noise level;
+2. **F** ``x_F = argmin f(x) + mu_l/2 ||x - x_A||^2`` = ``(conj(K) Y + mu X_A) / (|K|^2 + mu)``;
+3. **G** ``x_G = prox_{g/L}(x_F - 1/L [grad f(x_F) + alpha (x_F - x^{l-1})])``;
+4. **check** ``e = grad f(x_G) - grad f(x_F) + (alpha - 1/gamma)(x_G - x_F)``; accept ``x^l = x_G`` if
+   ``||e|| <= C ||x_G - x^{l-1}||`` (and, with ``descent_check``, ``Psi(x_G) <= Psi(x^{l-1})``), else fall
+   back to ``x^l = prox_{g/L}(x^{l-1} - 1/L grad f(x^{l-1}))``. The decision is taken per batch item.
+5. stop an image when ``||x^l - x^{l-1}|| / ||x^{l-1}|| < tol``.
+
+Why the check: by the prox optimality condition, ``e`` lies in the (limiting) subdifferential of
+``Psi + alpha/2 ||. - x^{l-1}||^2`` at ``x_G``, so an accepted ``x_G`` is an inexact stationary point of the
+proximally regularised problem, with inexactness bounded by the step length.
+
+**Stage budget vs iteration count.** The network has a finite schedule of noise levels (``sigmas``,
+one per stage, decreasing: the authors used 30 stages from ~48 to ~4 on [0, 255]). The convergence
+theorem is about the *infinite* sequence, so ``max_iterations`` may exceed ``len(sigmas)``; what happens
+after the schedule is exhausted is ``post_schedule``:
+
+* ``"last"`` (default) - keep proposing with the last (smallest-sigma) denoiser; the check still guards
+  every step, so the sequence remains a PODM sequence (a constant-denoiser tail);
+* ``"prox_gradient"`` - drop the network: plain proximal-gradient steps on ``Psi`` (the fallback step,
+  which converges to a critical point of ``Psi`` on its own for ``L >= L_f``); recorded as
+  ``accepted = NaN`` (no network step tried).
+
+In practice, with ``"last"`` the tail steps are still accepted while the denoiser moves the iterate a
+lot relative to the error, and rejected (-> proximal gradient) once ``x_G`` barely moves, so both modes
+end in proximal-gradient steps near a critical point.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from podm_cli.errors import InputError
+from podm_cli.optim.objective import Deconvolution, as_item_tensor, item_norm
+from podm_cli.optim.trace import IterationRecord, SolverResult, Trace
+
+__all__ = ["Denoiser", "StageOutput", "podm_stage", "podm_solve", "psnr_or_nan", "sigma_schedule"]
+
+#: ``denoiser(x, sigma) -> x_A``; ``sigma`` on the [0, 1] scale.
+Denoiser = Callable[[Tensor, float], Tensor]
+
+POST_SCHEDULE = ("last", "prox_gradient")
+
+
+def sigma_schedule(stages: int, sigma_max: float, sigma_min: float, spacing: str = "log") -> list[float]:
+    """``stages`` decreasing noise levels from ``sigma_max`` to ``sigma_min`` (same scale as given).
+
+    >>> [round(s, 2) for s in sigma_schedule(4, 48, 6)]
+    [48.0, 24.0, 12.0, 6.0]
+    >>> sigma_schedule(3, 30, 10, "linear")
+    [30.0, 20.0, 10.0]
+    """
+    stages = int(stages)
+    if stages < 1:
+        raise InputError(f"stages must be >= 1, got {stages}")
+    if not (sigma_max > 0 and sigma_min > 0):
+        raise InputError(f"noise levels must be > 0, got {sigma_max}, {sigma_min}")
+    if stages == 1:
+        return [float(sigma_max)]
+    if spacing == "log":
+        a, b = math.log(sigma_max), math.log(sigma_min)
+        return [math.exp(a + (b - a) * i / (stages - 1)) for i in range(stages)]
+    if spacing == "linear":
+        return [sigma_max + (sigma_min - sigma_max) * i / (stages - 1) for i in range(stages)]
+    raise InputError(f"sigma spacing must be 'log' or 'linear', got {spacing!r}")
+
+
+def psnr_or_nan(x: Tensor, truth: Tensor | None) -> Tensor:
+    """PSNR of ``clip(x, 0, 1)`` against ``truth`` per image (NaN without a truth)."""
+    if truth is None:
+        return torch.full((x.shape[0],), math.nan, dtype=torch.float64)
+    from podm_cli.evaluation.metrics import psnr
+
+    return psnr(x.clamp(0.0, 1.0), truth.to(device=x.device))
+
+
+@dataclass
+class StageOutput:
+    """Intermediate results of one PODM stage (per image where a norm is involved)."""
+
+    x_f: Tensor
+    x_g: Tensor
+    e: Tensor
+    error: Tensor  # ||e||, (N,)
+    bound: Tensor  # C ||x_G - x^{l-1}||, (N,)
+    accepted: Tensor  # (N,) bool (error check only)
+
+
+def podm_stage(
+    problem: Deconvolution, x_prev: Tensor, x_a: Tensor, mu, L: float = 1.0, alpha: float = 1e-3, C: float = 0.08
+) -> StageOutput:
+    """Steps F, G and the error check of one PODM stage, given the network output ``x_a``."""
+    x_f = problem.solve_fidelity(x_a, mu)
+    grad_f_xf = problem.grad_f(x_f)
+    x_g = problem.prior.prox(x_f - (grad_f_xf + alpha * (x_f - x_prev)) / L, 1.0 / L)
+    e = problem.grad_f(x_g) - grad_f_xf + (alpha - L) * (x_g - x_f)
+    error = item_norm(e)
+    bound = C * item_norm(x_g - x_prev)
+    return StageOutput(x_f=x_f, x_g=x_g, e=e, error=error, bound=bound, accepted=error <= bound)
+
+
+def _mu_at(mu, index: int, like: Tensor):
+    """``mu`` at stage ``index``: a callable, a per-stage sequence (last value held) or a constant."""
+    if callable(mu):
+        m = mu(index)
+    elif isinstance(mu, (list, tuple)):
+        m = mu[min(index, len(mu) - 1)]
+    else:
+        m = mu
+    if isinstance(m, Tensor):
+        m = m.to(device=like.device, dtype=like.dtype)
+        if m.numel() > 1:
+            m = m.reshape(-1)
+    return m
+
+
+def _bcast(mask: Tensor, like: Tensor) -> Tensor:
+    return mask.reshape(-1, *([1] * (like.ndim - 1)))
+
+
+@torch.no_grad()
+def podm_solve(
+    problem: Deconvolution,
+    denoiser: Denoiser | None,
+    sigmas: Sequence[float],
+    *,
+    mu=1e-3,
+    L: float = 1.0,
+    alpha: float = 1e-3,
+    C: float = 0.08,
+    tol: float = 1e-4,
+    max_iterations: int | None = None,
+    post_schedule: str = "last",
+    descent_check: bool = False,
+    x0: Tensor | None = None,
+    truth: Tensor | None = None,
+    callback: Callable[[int, Tensor, IterationRecord], None] | None = None,
+) -> SolverResult:
+    """Run PODM on ``problem`` (see the module docstring); returns the iterate, trace and convergence.
+
+    Args:
+        problem: the objective ``Psi = f + g`` (:class:`~podm_cli.optim.objective.Deconvolution`).
+        denoiser: ``denoiser(x, sigma) -> x_A`` (``None``: no network, every stage is a PG step).
+        sigmas: the per-stage denoiser noise levels on [0, 1] (decreasing); ``len(sigmas)`` = stages.
+        mu: F's weight: a float, a per-stage sequence (last value repeated), or ``mu(stage_index)``
+            returning a float or an ``(N,)`` tensor.
+        L, alpha, C: step ``1/L``, proximal weight, error-check tolerance (authors: 1, 1e-3, 0.08).
+        tol: stop an image when its relative change drops below ``tol``.
+        max_iterations: total iterations (default ``len(sigmas)``); may exceed the stage count.
+        post_schedule: ``"last"`` or ``"prox_gradient"`` (what runs after the schedule, see above).
+        descent_check: also require ``Psi(x_G) <= Psi(x^{l-1})`` to accept.
+        x0: initial point (default ``y``); truth: sharp images for the PSNR column.
+        callback: ``callback(l, x^l, record)`` after each iteration.
+    """
+    if post_schedule not in POST_SCHEDULE:
+        raise InputError(f"post_schedule must be one of {POST_SCHEDULE}, got {post_schedule!r}")
+    if L <= 0 or C < 0 or alpha < 0:
+        raise InputError(f"need L > 0, C >= 0, alpha >= 0 (got L={L}, C={C}, alpha={alpha})")
+    sigmas = [float(s) for s in sigmas]
+    n_iter = len(sigmas) if max_iterations is None else int(max_iterations)
+    x = (problem.y if x0 is None else x0).clone()
+    n = x.shape[0]
+    active = torch.ones(n, dtype=torch.bool, device=x.device)
+    iterations = torch.zeros(n, dtype=torch.int64)
+    nan = torch.full((n,), math.nan, dtype=torch.float64)
+    psi_prev = problem.psi(x)
+    trace = Trace("podm")
+    trace.append(IterationRecord(0, psi_prev, nan, nan, psnr_or_nan(x, truth), active.clone()))
+    for l in range(1, n_iter + 1):
+        stage = l - 1
+        if stage < len(sigmas):
+            sigma = sigmas[stage]
+        elif post_schedule == "last" and sigmas:
+            sigma = sigmas[-1]
+        else:
+            sigma = None
+        error = bound = psi_g = None
+        if sigma is None or denoiser is None:
+            x_new = problem.prox_gradient(x, 1.0 / L)
+            accepted = nan.clone()
+            sigma_rec = math.nan if sigma is None else sigma
+        else:
+            x_a = denoiser(x, sigma)
+            out = podm_stage(problem, x, x_a, _mu_at(mu, stage, x), L=L, alpha=alpha, C=C)
+            ok = out.accepted
+            error, bound = out.error, out.bound
+            if descent_check:
+                psi_g = problem.psi(out.x_g)
+                ok = ok & (psi_g <= psi_prev)
+            if bool(ok.all()):
+                x_new = out.x_g
+            else:
+                x_pg = problem.prox_gradient(x, 1.0 / L)
+                x_new = torch.where(_bcast(ok, x), out.x_g, x_pg)
+            accepted = ok.to(torch.float64)
+            sigma_rec = sigma
+        x_new = torch.where(_bcast(active, x), x_new, x)
+        rel = item_norm(x_new - x) / item_norm(x).clamp(min=torch.finfo(x.dtype).tiny)
+        psi_new = problem.psi(x_new)
+        record = IterationRecord(
+            l, psi_new, rel, accepted, psnr_or_nan(x_new, truth), active.clone(), sigma_rec, error, bound, psi_g
+        )
+        trace.append(record)
+        iterations += active.cpu().to(torch.int64)
+        active = active & ~(rel < tol)
+        x, psi_prev = x_new, psi_new
+        if callback is not None:
+            callback(l, x, record)
+        if not bool(active.any()):
+            break
+    return SolverResult(x=x, trace=trace, iterations=iterations, converged=~active.cpu())

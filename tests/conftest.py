@@ -1,0 +1,42 @@
+"""Shared fixtures: where the reference data is, and how to run the CLI as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path | None:
+    """$PODM_DATA, else ../shared/data beside the checkout; None when neither has the Levin files."""
+    candidates = [os.environ.get("PODM_DATA"), REPO.parent / "shared" / "data"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "levin" / "gt" / "im_1.png").is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    root = shared_data_dir()
+    if root is None:
+        pytest.skip("reference data absent (set PODM_DATA or run `make data`)")
+    return root
+
+
+def run_podm(args: list[str], cwd: Path, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``podm ARGS`` in a fresh interpreter from ``cwd`` (as a user's shell would)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "podm_cli.cli", *args],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if line.strip()]
