@@ -28,7 +28,7 @@ from podm_cli.physics import Blur, add_gaussian_noise, image_seed
 
 
 def evenly(n: int, k: int) -> list[int]:
-    return sorted({int(round(v)) for v in np.linspace(0, n - 1, k)})
+    return sorted({round(float(v)) for v in np.linspace(0, n - 1, k)})
 
 
 def load_pairs(root: Path, count: int, crop: int, max_kernel: int):
@@ -69,8 +69,10 @@ def main() -> None:
     x, k, names = load_pairs(root, args.images, args.crop, args.max_kernel)
     y = add_gaussian_noise(Blur(k)(x), args.sigma, seed=[image_seed(n) for n in names]).float()
     bank = DenoiserBank.from_keras_dir(root / "weights/ircnn_gray_keras")
-    print(f"{len(names)} BSDS500-train crops {args.crop}x{args.crop}, Schelten kernels <= {args.max_kernel} px, "
-          f"circular blur, sigma {args.sigma}, {args.iterations} iterations")
+    print(
+        f"{len(names)} BSDS500-train crops {args.crop}x{args.crop}, Schelten kernels <= {args.max_kernel} px, "
+        f"circular blur, sigma {args.sigma}, {args.iterations} iterations"
+    )
     print(f"blurred input: {psnr(y.double(), x).mean():.2f} dB\n")
     print("| floor (0..255) | mean PSNR | mean SSIM | worst PSNR | best on # images | seconds |")
     print("|---:|---:|---:|---:|---:|---:|")

@@ -126,7 +126,7 @@ def main(argv=None) -> None:
     sizes = [tuple(int(s) for s in torch.nonzero(k[0]).amax(0) - torch.nonzero(k[0]).amin(0) + 1) for k in kernels]
     print(f"{len(names)} BSDS500-train crops {args.crop}x{args.crop}, Schelten kernels <= {args.max_kernel} px "
           f"(support sizes {min(sizes)}..{max(sizes)}), circular blur, sigma {args.sigma:g}, seed {args.seed}")
-    print("input (blurred) mean PSNR: %.3f dB" % float(psnr(y, x).mean()))
+    print(f"input (blurred) mean PSNR: {float(psnr(y, x).mean()):.3f} dB")
     print("images:", " ".join(names))
 
     best_mu = print_table("TV (FTVd ADMM, beta 10, gamma 1.618, tol 1e-3, <= 500 it): mu",

@@ -133,7 +133,9 @@ def test_dncnn_fold_batchnorm_and_state_dict_layouts():
     again = DnCNN.from_state_dict(bn_keys).eval()
     assert again.batch_norm and again.depth == 6 and torch.allclose(again(x), net(x), atol=1e-6)
     plain = DnCNN.from_state_dict({"module." + k: v for k, v in folded.state_dict().items()}).eval()
-    assert sorted(folded.state_dict()) == sorted(f"model.{2 * i}.{p}" for i in range(6) for p in ("weight", "bias"))
+    assert sorted(folded.state_dict()) == sorted(
+        f"model.{2 * i}.{p}" for i in range(6) for p in ("weight", "bias")
+    )
     assert not plain.batch_norm and torch.allclose(plain(x), folded(x), atol=1e-6)
 
 
@@ -146,7 +148,9 @@ def test_bank_index_rule_matches_ircnn_loadmodel():
         assert bank.index_for(s / 255) == expected, s
     # the 30-step schedule 49 -> 13 picks the same nets as the demo
     sched = np.logspace(np.log10(49), np.log10(13), 30)
-    assert [bank.index_for(s / 255) for s in sched] == [min(25, max(int(np.ceil(s / 2)), 1)) - 1 for s in sched]
+    assert [bank.index_for(s / 255) for s in sched] == [
+        min(25, max(int(np.ceil(s / 2)), 1)) - 1 for s in sched
+    ]
 
 
 def test_bank_groups_items_by_sigma():
@@ -157,7 +161,9 @@ def test_bank_groups_items_by_sigma():
     sig = torch.tensor([0.01, 0.1, 0.01, 0.19])
     with torch.no_grad():
         out = bank.denoise(x, sig)
-        ref = torch.cat([nets[bank.index_for(float(s))](x[i : i + 1].float()).double() for i, s in enumerate(sig)])
+        ref = torch.cat(
+            [nets[bank.index_for(float(s))](x[i : i + 1].float()).double() for i, s in enumerate(sig)]
+        )
     assert out.dtype == torch.float64 and torch.allclose(out, ref, atol=1e-6)
     with pytest.raises(InputError):
         bank.denoise(x, torch.tensor([0.1, 0.2]))
@@ -185,7 +191,7 @@ def test_pth_roundtrip_and_layouts(tmp_path):
     assert _same(load_ircnn_pth(path), nets)
     state = ircnn_pth_state(nets)
     flat_model = {f"{i}.{k}": v for i, sd in state.items() for k, v in sd.items()}  # '0.model.0.weight'
-    flat_plain = {f"{i}.{k[len('model.'):]}": v for i, sd in state.items() for k, v in sd.items()}
+    flat_plain = {f"{i}.{k[len('model.') :]}": v for i, sd in state.items() for k, v in sd.items()}
     assert _same(ircnn_nets_from_state(flat_model), nets)
     assert _same(ircnn_nets_from_state(flat_plain), nets)
     assert _same(ircnn_nets_from_state(DenoiserBank(nets).state_dict()), nets)  # 'nets.<i>.model...'
@@ -218,10 +224,22 @@ def _write_keras(path: Path, nets_weights, names, dilations) -> None:
 
     layers = []
     for j, (name, d) in enumerate(zip(names, dilations)):
-        layers.append({"class_name": "Conv2D", "config": {
-            "name": name, "filters": int(nets_weights[j][0].shape[-1]), "kernel_size": [3, 3],
-            "strides": [1, 1], "padding": "same", "data_format": "channels_last",
-            "dilation_rate": [d, d], "activation": "linear", "use_bias": True}})
+        layers.append(
+            {
+                "class_name": "Conv2D",
+                "config": {
+                    "name": name,
+                    "filters": int(nets_weights[j][0].shape[-1]),
+                    "kernel_size": [3, 3],
+                    "strides": [1, 1],
+                    "padding": "same",
+                    "data_format": "channels_last",
+                    "dilation_rate": [d, d],
+                    "activation": "linear",
+                    "use_bias": True,
+                },
+            }
+        )
         if j < len(names) - 1:
             layers.append({"class_name": "Activation", "config": {"name": f"act_{j}", "activation": "relu"}})
     with h5py.File(path, "w") as f:
@@ -254,7 +272,9 @@ def test_keras_import_order_dilations_and_layout(tmp_path):
     names = ["conv2d_8", "conv2d_9", "conv2d_10", "conv2d_11"]  # sorted as strings: 10, 11, 8, 9
     dil = [1, 3, 2, 1]
     shapes = [(3, 3, 1, 5), (3, 3, 5, 5), (3, 3, 5, 5), (3, 3, 5, 1)]
-    weights = [(rng.normal(0, 0.3, s).astype("float32"), rng.normal(0, 0.1, s[-1]).astype("float32")) for s in shapes]
+    weights = [
+        (rng.normal(0, 0.3, s).astype("float32"), rng.normal(0, 0.1, s[-1]).astype("float32")) for s in shapes
+    ]
     path = tmp_path / "net.hdf5"
     _write_keras(path, weights, names, dil)
     convs = read_keras_convs(path)
@@ -321,11 +341,18 @@ def test_keras_import_matches_numpy_keras_reference(bank):
     x = np.random.default_rng(0).random((21, 19, 1))
     ref = _keras_reference(x, raw)
     with torch.no_grad():
-        got = bank.nets[7](torch.from_numpy(x).float().permute(2, 0, 1)[None])[0].permute(1, 2, 0).double().numpy()
+        got = (
+            bank.nets[7](torch.from_numpy(x).float().permute(2, 0, 1)[None])[0]
+            .permute(1, 2, 0)
+            .double()
+            .numpy()
+        )
     assert np.abs(got - ref).max() < 1e-4
     # a spatially transposed import computes something else on this (non-symmetric) input
     bad = IRCNNDenoiser()
-    bad.load_state_dict({k: (v.transpose(-1, -2) if v.ndim == 4 else v) for k, v in bank.nets[7].state_dict().items()})
+    bad.load_state_dict(
+        {k: (v.transpose(-1, -2) if v.ndim == 4 else v) for k, v in bank.nets[7].state_dict().items()}
+    )
     with torch.no_grad():
         got_bad = bad(torch.from_numpy(x).float().permute(2, 0, 1)[None])[0].permute(1, 2, 0).double().numpy()
     assert np.abs(got_bad - ref).max() > 1e-3
@@ -343,7 +370,10 @@ def test_keras_bank_denoises_and_broken_imports_do_not(bank, levin1):
         # hidden layers with (in, out) swapped: a wrong kernel permutation
         swapped = IRCNNDenoiser()
         swapped.load_state_dict(
-            {k: (v.transpose(0, 1) if v.ndim == 4 and v.shape[:2] == (64, 64) else v) for k, v in net.state_dict().items()}
+            {
+                k: (v.transpose(0, 1) if v.ndim == 4 and v.shape[:2] == (64, 64) else v)
+                for k, v in net.state_dict().items()
+            }
         )
         assert _psnr(swapped(y), levin1) - _psnr(y, levin1) < 0.0  # measured -20.5 dB
         # dilations ignored (what a reader that drops model_config would build)
@@ -352,7 +382,9 @@ def test_keras_bank_denoises_and_broken_imports_do_not(bank, levin1):
         assert _psnr(flat(y), levin1) - _psnr(y, levin1) < gain - 3.0  # measured 5.33 dB
         # why a transposed import cannot be caught by denoising: it is exactly T o net o T
         tr = IRCNNDenoiser()
-        tr.load_state_dict({k: (v.transpose(-1, -2) if v.ndim == 4 else v) for k, v in net.state_dict().items()})
+        tr.load_state_dict(
+            {k: (v.transpose(-1, -2) if v.ndim == 4 else v) for k, v in net.state_dict().items()}
+        )
         assert torch.allclose(tr(y), net(y.transpose(-1, -2)).transpose(-1, -2), atol=1e-5)
 
 
@@ -395,3 +427,12 @@ def test_bank_on_cuda_matches_cpu():
         cpu = bank.denoise(x, torch.tensor([0.004, 0.02]))
         gpu = bank.to("cuda").denoise(x.cuda(), torch.tensor([0.004, 0.02]))
     assert gpu.device.type == "cuda" and torch.allclose(gpu.cpu(), cpu, atol=1e-4)
+
+
+@pytest.mark.parametrize("module", ["bank", "dncnn", "factory", "ircnn", "unet", "weights"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"podm_cli.nets.{module}"))
+    assert result.failed == 0

@@ -9,7 +9,7 @@ happens before any work, and outputs are written atomically: a failure never lea
 from __future__ import annotations
 
 import glob
-import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,10 +85,19 @@ def plan_jobs(images: list[Path], kernel: str | None, out_dir: str | None, overw
         output = folder / f"{image.stem}{OUTPUT_TAG}{image.suffix}"
         if output.exists() and not overwrite:
             raise InputError(f"{output} exists (pass overwrite=true to replace it)")
-        if folder.exists() and not os.access(folder, os.W_OK):
-            raise InputError(f"output folder is not writable: {folder}")
+        _check_writable(folder)
         jobs.append(DeblurJob(image, kernel_path, output))
     return jobs
+
+
+def _check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and prove a file can be written there (root ignores permission bits)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".podm-write-test-"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot write to output folder {folder}: {exc.strerror or exc}") from None
 
 
 def _rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:

@@ -1,13 +1,48 @@
-"""`podm converge` (Hydra app; configs/converge.yaml)."""
+"""`podm converge` (Hydra app; configs/converge.yaml): the paper's Fig. 2 convergence study.
+
+The logic lives in :mod:`podm_cli.evaluation.convergence`; this app only turns the composed config into
+plain arguments, writes into the Hydra run dir and prints the summary.
+"""
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+import sys
+from pathlib import Path
 
-from podm_cli.errors import PodmError
-
-ISSUE = {"train": 5, "converge": 4, "deblur": 8}["converge"]
+from omegaconf import DictConfig, OmegaConf
 
 
 def main(cfg: DictConfig) -> None:
-    raise PodmError(f"podm converge is not implemented yet (tracked in issue #{ISSUE}); its config is ready: podm converge --cfg job")
+    from hydra.core.hydra_config import HydraConfig
+
+    from podm_cli.evaluation.convergence import load_study_sample, run_convergence, summary_lines, write_study
+
+    c = OmegaConf.to_container(cfg, resolve=True)
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    root = (c.get("data") or {}).get("root")
+    sample = load_study_sample(
+        c["dataset"], c["image"], c["kernel"], root=root, sigma=c.get("sigma"), crop=c.get("crop"),
+        seed=int(c.get("seed") or 0),
+    )
+    print(f"podm converge: {sample.protocol} {sample.name}, methods {', '.join(c['methods'])} -> {out_dir}",
+          file=sys.stderr)
+    report = run_convergence(
+        sample,
+        methods=c["methods"],
+        prior=c.get("prior"),
+        max_iterations=int(c["max_iterations"]),
+        tolerance=float(c["tolerance"]),
+        podm=c.get("podm"),
+        ircnn=c.get("ircnn"),
+        fista=c.get("fista"),
+        ircnn_hold_last=bool(c.get("ircnn_hold_last", True)),
+        weights=c.get("weights"),
+        data_root=root,
+        device=c.get("device", "auto"),
+        precision=c.get("precision", "float64"),
+        log=lambda line: print(f"podm converge: done {line.split(';')[0].strip()}", file=sys.stderr),
+    )
+    paths = write_study(report, out_dir, plots=bool(c.get("plots", True)))
+    for line in summary_lines(report):
+        print(line)
+    print(f"wrote {', '.join(p.name for p in paths.values())} to {out_dir}")

@@ -27,14 +27,14 @@ from podm_cli.errors import InputError
 from podm_cli.physics import psf2otf
 
 __all__ = [
+    "QuadraticFFTSolver",
+    "blur_otf",
+    "diff_otf_sq",
     "forward_diff",
     "forward_diff_adjoint",
-    "diff_otf_sq",
-    "blur_otf",
     "item_norm",
-    "per_item",
     "noise_scaled",
-    "QuadraticFFTSolver",
+    "per_item",
 ]
 
 

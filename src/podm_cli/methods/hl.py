@@ -55,8 +55,8 @@ from podm_cli.methods.fourier import (
 )
 
 __all__ = [
-    "HyperLaplacian",
     "HLInfo",
+    "HyperLaplacian",
     "WLookupTable",
     "beta_schedule",
     "hl_deconv",

@@ -44,10 +44,10 @@ from podm_cli.methods.base import Method, Requirements
 from podm_cli.nets.bank import DenoiserBank, default_keras_dir
 from podm_cli.nets.weights import IRCNN_COUNT, KERAS_RELPATH, keras_file
 
-__all__ = ["IRCNN", "hqs_schedule", "DEFAULT_SIGMA_FLOOR"]
+__all__ = ["DEFAULT_SIGMA_FLOOR", "IRCNN", "hqs_schedule"]
 
 #: Default last denoiser level (0..255), chosen on BSDS500-train data (docs/ircnn_floor.md).
-DEFAULT_SIGMA_FLOOR = 10.0
+DEFAULT_SIGMA_FLOOR = 13.0
 #: Lower bound on the noise level used in rho (DPIR's 0.255/255).
 MIN_NOISE_SIGMA = 0.255 / 255.0
 
@@ -156,7 +156,7 @@ class IRCNN(Method):
             self._bank = bank.to(self._device) if self._device is not None else bank
         return self._bank
 
-    def to(self, device: torch.device | str) -> "IRCNN":
+    def to(self, device: torch.device | str) -> IRCNN:
         self._device = torch.device(device)
         if self._bank is not None:
             self._bank.to(self._device)

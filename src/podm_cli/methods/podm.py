@@ -13,7 +13,9 @@ Schedule and budget:
 
 * ``stages`` distinct denoiser levels, ``sigma_max -> sigma_min`` (``spacing`` log | linear);
 * ``max_iterations`` total iterations (``null`` = ``stages``); beyond the schedule ``post_schedule``
-  decides: ``last`` keeps the last denoiser (checked steps go on), ``prox_gradient`` drops the network;
+  decides: ``prox_gradient`` (default) drops the network and runs the convergent proximal-gradient
+  tail, ``last`` keeps the last denoiser (checked steps go on; can cycle without ``descent_check``, see
+  :mod:`podm_cli.optim.podm_solver`);
 * ``mu_rule``: ``constant`` (``mu`` at every stage, the authors' 1e-3) or ``ircnn`` (IRCNN's coupling
   ``mu_l = (sigma_n^2 / lamda_divisor) / sigma_l^2``, which grows as the denoiser level falls). With the
   constant 1e-3, F is close to an inverse filter: ``x_F`` (hence ``x^l``) keeps most of the amplified
@@ -72,7 +74,7 @@ class PODM(Method):
         stages: number of denoiser stages (distinct noise levels), 30.
         sigma_max, sigma_min: first / last denoiser level on 0..255 (48, 4); ``spacing``: log | linear.
         max_iterations: total iterations (``None`` = ``stages``); may exceed ``stages``.
-        post_schedule: ``last`` | ``prox_gradient`` (see the module docstring).
+        post_schedule: ``prox_gradient`` | ``last`` (see the module docstring).
         L, alpha, mu, C: step ``1/L``, proximal weight, F weight, error-check constant.
         mu_rule: ``constant`` | ``ircnn``; ``lamda_divisor``: IRCNN's 3 for the ``ircnn`` rule.
         tol: relative-change stopping tolerance (1e-4).
@@ -105,7 +107,7 @@ class PODM(Method):
         sigma_min: float = 4.0,
         spacing: str = "log",
         max_iterations: int | None = None,
-        post_schedule: str = "last",
+        post_schedule: str = "prox_gradient",
         L: float = 1.0,
         alpha: float = 1e-3,
         mu: float = 1e-3,

@@ -46,7 +46,7 @@ from podm_cli.methods.fourier import (
     per_item,
 )
 
-__all__ = ["TV", "TVInfo", "tv_deconv", "shrink_isotropic"]
+__all__ = ["TV", "TVInfo", "shrink_isotropic", "tv_deconv"]
 
 
 @dataclass

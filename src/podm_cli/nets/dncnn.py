@@ -70,11 +70,15 @@ class DnCNN(nn.Module):
 
     # -- state dicts ----------------------------------------------------------------------------------
     @classmethod
-    def from_state_dict(cls, state: Mapping[str, Tensor], strict: bool = True) -> "DnCNN":
+    def from_state_dict(cls, state: Mapping[str, Tensor], strict: bool = True) -> DnCNN:
         """Build a DnCNN shaped like ``state`` (keys ``[module.]model.<i>.<param>``) and load it."""
         state = _strip_prefixes(state)
         convs = sorted(
-            {int(m.group(1)) for k, v in state.items() if (m := re.fullmatch(r"(\d+)\.weight", k)) and v.ndim == 4}
+            {
+                int(m.group(1))
+                for k, v in state.items()
+                if (m := re.fullmatch(r"(\d+)\.weight", k)) and v.ndim == 4
+            }
         )
         if len(convs) < 2:
             raise ValueError("not a DnCNN state dict: need >= 2 conv weights under model.<i>.weight")
@@ -91,7 +95,7 @@ class DnCNN(nn.Module):
         return net
 
     @torch.no_grad()
-    def fold_batchnorm(self) -> "DnCNN":
+    def fold_batchnorm(self) -> DnCNN:
         """A BN-free copy computing the same function in eval mode (BN folded into the preceding conv)."""
         if not self.batch_norm:
             return copy.deepcopy(self)
@@ -120,7 +124,6 @@ def _strip_prefixes(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     out = {}
     for k, v in state.items():
         for prefix in ("module.", "model."):
-            if k.startswith(prefix):
-                k = k[len(prefix):]
+            k = k.removeprefix(prefix)
         out[k] = v
     return out

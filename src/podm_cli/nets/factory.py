@@ -164,8 +164,14 @@ def build_stage_denoisers(
                 _check_arch(net, channels, dilations, str(path))
                 nets.append(net)
             return nn.ModuleList(nets)
-    first = build_denoiser(name, pretrained=pretrained, sigma=float(sigmas[0]) if len(sigmas) else None, **kwargs)
-    return nn.ModuleList([first] + [copy.deepcopy(first) for _ in range(len(sigmas) - 1)]) if len(sigmas) else nn.ModuleList()
+    first = build_denoiser(
+        name, pretrained=pretrained, sigma=float(sigmas[0]) if len(sigmas) else None, **kwargs
+    )
+    return (
+        nn.ModuleList([first] + [copy.deepcopy(first) for _ in range(len(sigmas) - 1)])
+        if len(sigmas)
+        else nn.ModuleList()
+    )
 
 
 def _no_extra(name: str, arch: dict) -> None:

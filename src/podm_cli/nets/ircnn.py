@@ -51,7 +51,11 @@ class IRCNNDenoiser(nn.Module):
         if len(dilations) < 2 or min(dilations) < 1:
             raise ValueError(f"IRCNN needs >= 2 convolutions with dilations >= 1, got {dilations}")
         out_channels = in_channels if out_channels is None else out_channels
-        self.in_channels, self.out_channels, self.channels = int(in_channels), int(out_channels), int(channels)
+        self.in_channels, self.out_channels, self.channels = (
+            int(in_channels),
+            int(out_channels),
+            int(channels),
+        )
         self.dilations = dilations
         layers: list[nn.Module] = []
         for i, d in enumerate(dilations):
@@ -81,4 +85,3 @@ class IRCNNDenoiser(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dilations={self.dilations}"
-

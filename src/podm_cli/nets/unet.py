@@ -49,9 +49,7 @@ class ResUNet(nn.Module):
         widths = [channels * 2**s for s in range(scales)]
         self.head = nn.Conv2d(in_channels, widths[0], 3, padding=1)
         self.enc = nn.ModuleList(nn.Sequential(*[_ResBlock(w) for _ in range(blocks)]) for w in widths[:-1])
-        self.down = nn.ModuleList(
-            nn.Conv2d(widths[s], widths[s + 1], 2, stride=2) for s in range(scales - 1)
-        )
+        self.down = nn.ModuleList(nn.Conv2d(widths[s], widths[s + 1], 2, stride=2) for s in range(scales - 1))
         self.bottom = nn.Sequential(*[_ResBlock(widths[-1]) for _ in range(blocks)])
         self.up = nn.ModuleList(
             nn.ConvTranspose2d(widths[s + 1], widths[s], 2, stride=2) for s in range(scales - 1)

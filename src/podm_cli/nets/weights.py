@@ -41,19 +41,19 @@ from podm_cli.nets.dncnn import DnCNN
 from podm_cli.nets.ircnn import IRCNN_DILATIONS, IRCNNDenoiser
 
 __all__ = [
-    "KERAS_RELPATH",
     "IRCNN_COUNT",
+    "KERAS_RELPATH",
     "KerasConv",
+    "export_ircnn_pth",
+    "ircnn_nets_from_state",
+    "ircnn_pth_state",
     "keras_file",
-    "read_keras_convs",
+    "load_dncnn",
+    "load_ircnn_pth",
     "load_keras_ircnn",
     "load_keras_ircnn_dir",
     "load_torch_file",
-    "ircnn_nets_from_state",
-    "load_ircnn_pth",
-    "ircnn_pth_state",
-    "export_ircnn_pth",
-    "load_dncnn",
+    "read_keras_convs",
 ]
 
 #: Where the official Keras IRCNN grey bank lives under the data root.
@@ -98,6 +98,14 @@ def _pair(v, name: str, where: str) -> int:
     return int(vals[0])
 
 
+def _dataset_names(group) -> list[str]:
+    import h5py
+
+    found: list[str] = []
+    group.visit(lambda n: found.append(n) if isinstance(group[n], h5py.Dataset) else None)
+    return found
+
+
 def read_keras_convs(path: str | os.PathLike) -> list[KerasConv]:
     """The convolutions of a Keras HDF5 model in network order (from ``model_config``, never sorted names).
 
@@ -119,7 +127,7 @@ def read_keras_convs(path: str | os.PathLike) -> list[KerasConv]:
             raise InputError(f"{p}: no 'model_config' attribute (a Keras model.save() file is needed)")
         config = json.loads(_attr_str(f.attrs["model_config"]))
         layers = _config_layers(config)
-        weights_root = f["model_weights"] if "model_weights" in f else f
+        weights_root = f.get("model_weights", f)
         specs: list[dict] = []
         for layer in layers:
             kind, cfg = layer.get("class_name"), layer.get("config", {})
@@ -158,8 +166,7 @@ def read_keras_convs(path: str | os.PathLike) -> list[KerasConv]:
             g = weights_root[s["name"]]
             names = [_attr_str(n) for n in g.attrs.get("weight_names", [])]
             if not names:  # fall back to whatever datasets the group holds
-                names = []
-                g.visit(lambda n: names.append(n) if isinstance(g[n], h5py.Dataset) else None)
+                names = _dataset_names(g)
             kernel = next((n for n in names if "kernel" in n.rsplit("/", 1)[-1]), None)
             bias = next((n for n in names if "bias" in n.rsplit("/", 1)[-1]), None)
             if kernel is None or bias is None:
@@ -181,7 +188,9 @@ def _ircnn_from_convs(weights: Sequence[tuple[Tensor, Tensor]], dilations: Seque
     )
     for conv, (w, b) in zip(net.convs, weights):
         if tuple(conv.weight.shape) != tuple(w.shape) or tuple(conv.bias.shape) != tuple(b.shape):
-            raise InputError(f"{where}: weight {tuple(w.shape)} does not fit an IRCNN layer {tuple(conv.weight.shape)}")
+            raise InputError(
+                f"{where}: weight {tuple(w.shape)} does not fit an IRCNN layer {tuple(conv.weight.shape)}"
+            )
         with torch.no_grad():
             conv.weight.copy_(w)
             conv.bias.copy_(b)
@@ -235,8 +244,7 @@ def _relative_keys(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     out = {}
     for k, v in state.items():
         for prefix in ("module.", "model."):
-            if k.startswith(prefix):
-                k = k[len(prefix):]
+            k = k.removeprefix(prefix)
         out[k] = v
     return out
 
@@ -245,7 +253,9 @@ def _ircnn_from_state(state: Mapping[str, Tensor], dilations: Sequence[int], whe
     rel = _relative_keys(state)
     idx = sorted({int(m.group(1)) for k in rel if (m := re.fullmatch(r"(\d+)\.weight", k))})
     if len(idx) != len(dilations):
-        raise InputError(f"{where}: {len(idx)} conv layers, expected {len(dilations)} (dilations {tuple(dilations)})")
+        raise InputError(
+            f"{where}: {len(idx)} conv layers, expected {len(dilations)} (dilations {tuple(dilations)})"
+        )
     extra = set(rel) - {f"{i}.{p}" for i in idx for p in ("weight", "bias")}
     if extra:
         raise InputError(f"{where}: unexpected keys {sorted(extra)[:3]} for an IRCNN state dict")
@@ -277,7 +287,7 @@ def ircnn_nets_from_state(
         return [_ircnn_from_state(obj[k], dilations, f"{where}[{k}]") for k in keys]
     if not all(isinstance(v, Tensor) for v in obj.values()):
         raise InputError(f"{where}: mixes tensors and non-tensors")
-    state = {(k[len("nets."):] if k.startswith("nets.") else k): v for k, v in obj.items()}
+    state = {(k.removeprefix("nets.")): v for k, v in obj.items()}
     if _is_single_net(state):
         return [_ircnn_from_state(state, dilations, where)]
     # a flattened bank: '<i>.model.<j>.weight' or '<i>.<j>.weight'
@@ -297,7 +307,9 @@ def _is_single_net(state: Mapping[str, Tensor]) -> bool:
     return all(re.fullmatch(r"\d+\.(weight|bias)", k) for k in rel)
 
 
-def load_ircnn_pth(path: str | os.PathLike, dilations: Sequence[int] = IRCNN_DILATIONS) -> list[IRCNNDenoiser]:
+def load_ircnn_pth(
+    path: str | os.PathLike, dilations: Sequence[int] = IRCNN_DILATIONS
+) -> list[IRCNNDenoiser]:
     """IRCNN denoisers from a ``.pth`` file (``ircnn_gray.pth`` layout, or a single net)."""
     return ircnn_nets_from_state(load_torch_file(path), dilations, where=str(path))
 

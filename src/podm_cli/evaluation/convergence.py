@@ -1,0 +1,574 @@
+"""The convergence study of the paper's Fig. 2: FISTA, IRCNN and PODM on the same objective.
+
+All methods are scored along their iterates by the same nonconvex objective
+``Psi(x) = 1/2 ||k * x - y||^2 + g(x)`` (circular blur; ``g`` from the ``prior`` config group, by default the
+PODM authors' ``1e-4 ||W x||_0.8^0.8`` on DCT coefficients), by the relative change
+``||x^l - x^{l-1}|| / ||x^{l-1}||`` and by the PSNR of ``clip(x^l, 0, 1)`` against the sharp image:
+
+* ``fista`` - FISTA on ``Psi`` (:func:`podm_cli.optim.fista.fista_solve`), ``mfista`` its monotone form;
+* ``ircnn`` - IRCNN's HQS with the official bank and IRCNN's own schedule
+  (:meth:`podm_cli.methods.ircnn.IRCNN.schedule`; :func:`podm_cli.optim.hqs.hqs_solve`), continued past its
+  schedule at the last level up to the iteration budget (``ircnn_hold_last``) -- it does not minimise ``Psi``;
+* ``podm`` - PODM (:class:`podm_cli.methods.podm.PODM`) with the error check.
+
+Every method stops at the same relative-change tolerance or iteration budget. Library code: plain
+arguments, no Hydra (the ``podm converge`` app in :mod:`podm_cli.apps.converge` is a thin wrapper).
+
+Outputs (:func:`write_study`): ``curves.csv`` (method, iteration, psi, rel_change, psnr, accepted, sigma,
+error, bound), ``psi.png``, ``rel_change.png``, ``psnr.png`` and ``summary.json``; :func:`summary_lines`
+gives one line per method plus the PODM-vs-FISTA objective comparison.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from podm_cli.errors import InputError
+from podm_cli.optim.fista import fista_solve
+from podm_cli.optim.hqs import hqs_solve
+from podm_cli.optim.objective import Deconvolution
+from podm_cli.optim.trace import SolverResult
+from podm_cli.priors import Prior, build_prior
+
+__all__ = [
+    "CURVE_COLUMNS",
+    "METHODS",
+    "StudySample",
+    "MethodRun",
+    "StudyReport",
+    "average_curves",
+    "load_study_sample",
+    "read_curves",
+    "run_convergence",
+    "summary_lines",
+    "write_study",
+]
+
+METHODS = ("fista", "mfista", "ircnn", "podm")
+CURVE_COLUMNS = ("method", "iteration", "psi", "rel_change", "psnr", "accepted", "sigma", "error", "bound")
+_LABELS = {"fista": "FISTA", "mfista": "MFISTA", "ircnn": "IRCNN (HQS)", "podm": "PODM"}
+_COLORS = {"fista": "tab:blue", "mfista": "tab:cyan", "ircnn": "tab:orange", "podm": "tab:green"}
+
+
+# --------------------------------------------------------------------------------------------- input
+@dataclass
+class StudySample:
+    """One observation for the study: ``y`` and ``truth`` are ``(1, 1, H, W)`` float64."""
+
+    y: Tensor
+    kernel: Tensor
+    sigma: float
+    truth: Tensor | None
+    name: str
+    protocol: str
+
+
+def _index(value, what: str) -> int:
+    m = re.search(r"(\d+)\s*$", str(value))
+    if m is None:
+        raise InputError(f"{what} must be a number or end with one (e.g. im_1, 1), got {value!r}")
+    return int(m.group(1))
+
+
+def load_study_sample(
+    dataset: str = "levin",
+    image="im_1",
+    kernel=1,
+    root: str | os.PathLike | None = None,
+    sigma: float | None = None,
+    crop: int | None = None,
+    seed: int = 0,
+) -> StudySample:
+    """The ``dataset`` protocol's item for ``image`` (``im_1``/``im1``/``1``) and ``kernel`` (1..8).
+
+    Only circular protocols fit the study's circular objective. ``crop`` (pixels) re-synthesises a
+    smaller problem for quick runs: the centre ``crop x crop`` of the sharp image, blurred circularly by the
+    same kernel, noise seeded from the item name; the protocol is then labelled ``<name>[crop=N]``.
+    """
+    from podm_cli.data.datasets import make_dataset
+    from podm_cli.physics import Blur, add_gaussian_noise, image_seed
+
+    ds = make_dataset(dataset, root, sigma=sigma, seed=seed, dtype=torch.float64)
+    if ds.mode != "circular":
+        raise InputError(
+            f"podm converge needs a circular-blur protocol (its objective is circular); {dataset!r} is {ds.mode}"
+        )
+    name = f"im{_index(image, 'image')}_k{_index(kernel, 'kernel')}"
+    if name not in ds.names:
+        raise InputError(f"{dataset} has no item {name} (items: {ds.names[0]} .. {ds.names[-1]})")
+    s = ds[ds.names.index(name)]
+    y, truth, protocol = s.blurred[None], s.sharp[None], ds.protocol
+    if crop is not None:
+        crop = int(crop)
+        h, w = truth.shape[-2:]
+        kh, kw = s.kernel.shape
+        if not (max(kh, kw) < crop <= min(h, w)):
+            raise InputError(f"crop must be larger than the kernel ({kh}x{kw}) and at most {min(h, w)}, got {crop}")
+        top, left = (h - crop) // 2, (w - crop) // 2
+        truth = truth[..., top : top + crop, left : left + crop].contiguous()
+        y = add_gaussian_noise(Blur(s.kernel)(truth), s.sigma, seed=image_seed(f"{name}_crop{crop}", seed))
+        protocol = f"{protocol}[crop={crop}]"
+    return StudySample(y=y, kernel=s.kernel, sigma=float(s.sigma), truth=truth, name=name, protocol=protocol)
+
+
+# --------------------------------------------------------------------------------------------- running
+@dataclass
+class MethodRun:
+    """One method's run: its solver result and wall time."""
+
+    method: str
+    result: SolverResult
+    seconds: float
+
+    @property
+    def psi(self) -> Tensor:
+        return self._col("psi")
+
+    @property
+    def rel_change(self) -> Tensor:
+        return self._col("rel_change")
+
+    @property
+    def psnr(self) -> Tensor:
+        return self._col("psnr")
+
+    @property
+    def accepted(self) -> Tensor:
+        return self._col("accepted")
+
+    def _col(self, name: str) -> Tensor:
+        n = int(self.result.iterations[0]) + 1
+        return self.result.trace.stack(name)[:n, 0]
+
+    def summary(self, tolerance: float) -> dict:
+        """Iterations run, first iteration with rel. change < tolerance, final Psi/PSNR, acceptance rate."""
+        rel = self.rel_change
+        below = torch.nonzero(rel < tolerance)
+        acc = float(self.result.acceptance_rate[0])
+        return {
+            "method": self.method,
+            "iterations": int(self.result.iterations[0]),
+            "iterations_to_tolerance": int(below[0]) if below.numel() else None,
+            "converged": bool(self.result.converged[0]),
+            "final_psi": float(self.psi[-1]),
+            "final_psnr": float(self.psnr[-1]),
+            "best_psnr": float(torch.nan_to_num(self.psnr, nan=-math.inf).max()),
+            "acceptance_rate": None if math.isnan(acc) else acc,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class StudyReport:
+    """Everything the study measured, plus what it was run on."""
+
+    sample: StudySample
+    runs: dict[str, MethodRun]
+    tolerance: float
+    max_iterations: int
+    settings: dict = field(default_factory=dict)
+
+    def rows(self) -> list[dict]:
+        """``curves.csv`` rows."""
+        out = []
+        for run in self.runs.values():
+            for row in run.result.trace.rows():
+                row = dict(row)
+                row["method"] = run.method
+                out.append({k: row[k] for k in CURVE_COLUMNS})
+        return out
+
+    def summaries(self) -> dict[str, dict]:
+        return {m: r.summary(self.tolerance) for m, r in self.runs.items()}
+
+    def comparison(self) -> dict | None:
+        """PODM vs FISTA on ``Psi``: who reaches whose final value, and when (``None`` without both)."""
+        if "podm" not in self.runs or "fista" not in self.runs:
+            return None
+        p, f = self.runs["podm"], self.runs["fista"]
+        target_f, target_p = float(f.psi[-1]), float(p.psi[-1])
+        reach = lambda psi, target: (  # noqa: E731
+            int(torch.nonzero(psi <= target)[0]) if bool((psi <= target).any()) else None
+        )
+        return {
+            "fista_final_psi": target_f,
+            "fista_iterations": int(f.result.iterations[0]),
+            "podm_iterations_to_fista_final_psi": reach(p.psi, target_f),
+            "podm_final_psi": target_p,
+            "podm_iterations": int(p.result.iterations[0]),
+            "fista_iterations_to_podm_final_psi": reach(f.psi, target_p),
+        }
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def _channel_denoiser(bank) -> Callable[[Tensor, float], Tensor]:
+    def run(x: Tensor, sigma: float) -> Tensor:
+        n, c, h, w = x.shape
+        return bank.denoise(x.reshape(n * c, 1, h, w), float(sigma)).reshape(n, c, h, w)
+
+    return run
+
+
+@torch.no_grad()
+def run_convergence(
+    sample: StudySample,
+    *,
+    methods: Sequence[str] = ("fista", "ircnn", "podm"),
+    prior: Prior | Mapping | str | None = None,
+    max_iterations: int = 100,
+    tolerance: float = 1e-4,
+    podm: Mapping | None = None,
+    ircnn: Mapping | None = None,
+    fista: Mapping | None = None,
+    ircnn_hold_last: bool = True,
+    denoiser: Callable[[Tensor, float], Tensor] | None = None,
+    bank=None,
+    weights: str | os.PathLike | None = None,
+    data_root: str | os.PathLike | None = None,
+    device: str | torch.device | None = "auto",
+    precision: str = "float64",
+    log: Callable[[str], None] | None = None,
+) -> StudyReport:
+    """Run the study on ``sample``.
+
+    Args:
+        methods: any of ``fista``, ``mfista``, ``ircnn``, ``podm`` (order kept in the outputs).
+        prior: the ``g`` of ``Psi`` for every method (a :class:`Prior`, its config mapping or name;
+            default: lp-DCT, p 0.8, lam 1e-4, 2 GST iterations). It is also PODM's G-step prior.
+        max_iterations, tolerance: budget and relative-change stopping rule, the same for all methods.
+        podm: :class:`~podm_cli.methods.podm.PODM` keyword arguments (``stages``, ``sigma_max``, ``mu``,
+            ``descent_check``, ...); ``prior``, ``tol`` and ``max_iterations`` are taken from this call.
+        ircnn: :class:`~podm_cli.methods.ircnn.IRCNN` keyword arguments (its schedule).
+        fista: ``L``, ``monotone`` for :func:`~podm_cli.optim.fista.fista_solve`.
+        ircnn_hold_last: run IRCNN's HQS past its schedule (last level held) up to ``max_iterations``;
+            ``False`` stops it after its own ``iterations``.
+        denoiser: a ``denoiser(x, sigma)`` used instead of the official bank (tests, other networks).
+        bank, weights, data_root: an already-loaded bank, or where to load the official one from.
+        device: ``auto`` | ``cpu`` | ``cuda[:N]``; precision: solver dtype (the nets run in float32).
+        log: called with one progress line per finished method.
+    """
+    methods = [str(m) for m in methods]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise InputError(f"unknown convergence method(s) {unknown} (choose from {', '.join(METHODS)})")
+    if int(max_iterations) < 1 or not tolerance >= 0:
+        raise InputError(f"need max_iterations >= 1 and tolerance >= 0, got {max_iterations}, {tolerance}")
+    if precision not in ("float32", "float64"):
+        raise InputError(f"precision must be float32 or float64, got {precision!r}")
+    dev = _resolve_device(device)
+    dtype = torch.float64 if precision == "float64" else torch.float32
+    if isinstance(prior, Prior):
+        g = prior
+    elif isinstance(prior, Mapping):
+        cfg = dict(prior)
+        g = build_prior(cfg.pop("name", "lp_dct"), **cfg)
+    else:
+        g = build_prior(prior or "lp_dct", **({} if prior else {"p": 0.8, "lam": 1e-4, "gst_iterations": 2}))
+    y = sample.y.to(device=dev, dtype=dtype)
+    truth = None if sample.truth is None else sample.truth.to(device=dev, dtype=dtype)
+    kernel = sample.kernel.to(device=dev, dtype=dtype)
+    sigma = torch.tensor([sample.sigma], dtype=dtype, device=dev)
+    problem = Deconvolution(y, kernel, g)
+    study_owned = ("_target_", "prior", "tol", "max_iterations", "precision", "denoiser", "bank", "weights",
+                   "data_root", "mode", "boundary", "edgetaper_iterations")
+    podm_kw = {k: v for k, v in dict(podm or {}).items() if k not in study_owned}
+    ircnn_kw = {k: v for k, v in dict(ircnn or {}).items() if k not in ("_target_",)}
+    fista_kw = dict(fista or {})
+    log = log or (lambda line: None)
+
+    needs_net = any(m in ("ircnn", "podm") for m in methods)
+    den = denoiser
+    if needs_net and den is None:
+        if bank is None:
+            from podm_cli.data.locator import data_root as locate
+            from podm_cli.errors import DataNotFoundError
+            from podm_cli.methods.ircnn import IRCNN
+
+            loader = IRCNN(weights=weights, data_root=data_root)
+            missing = loader.missing(locate(data_root))
+            if missing:
+                raise DataNotFoundError(missing)
+            bank = loader.bank
+        bank = bank.to(dev)
+        den = _channel_denoiser(bank)
+
+    runs: dict[str, MethodRun] = {}
+    for m in methods:
+        t0 = time.perf_counter()
+        if m in ("fista", "mfista"):
+            res = fista_solve(
+                problem,
+                L=float(fista_kw.get("L", 1.0)),
+                tol=tolerance,
+                max_iterations=max_iterations,
+                monotone=(m == "mfista") or bool(fista_kw.get("monotone", False)),
+                truth=truth,
+            )
+        elif m == "ircnn":
+            from podm_cli.methods.ircnn import hqs_schedule
+
+            keys = ("iterations", "sigma_max", "sigma_floor", "lamda_divisor")
+            sched_kw = {k: ircnn_kw[k] for k in keys if k in ircnn_kw}
+            sig_den, rho = hqs_schedule(sigma.cpu(), **sched_kw)
+            budget = max_iterations if ircnn_hold_last else min(max_iterations, int(rho.shape[1]))
+            res = hqs_solve(
+                problem,
+                den,
+                sig_den.tolist(),
+                [rho[:, i].to(device=dev, dtype=dtype) for i in range(rho.shape[1])],
+                tol=tolerance,
+                max_iterations=budget,
+                truth=truth,
+            )
+        else:
+            from podm_cli.methods.podm import PODM
+
+            method = PODM(
+                **podm_kw, prior=g, tol=tolerance, max_iterations=max_iterations, precision=precision,
+                denoiser=den,
+            )
+            res = method.solve(y, kernel, sigma, truth=truth)
+        res.trace.method = m
+        runs[m] = MethodRun(m, res, time.perf_counter() - t0)
+        log(f"{m}: {int(res.iterations[0])} iterations in {runs[m].seconds:.1f} s")
+    settings = {
+        "methods": methods,
+        "prior": {k: v for k, v in vars(g).items() if not k.startswith("_")} | {"name": g.name},
+        "podm": podm_kw,
+        "ircnn": ircnn_kw | {"hold_last": ircnn_hold_last},
+        "fista": fista_kw,
+        "device": str(dev),
+        "precision": precision,
+    }
+    return StudyReport(sample, runs, float(tolerance), int(max_iterations), settings)
+
+
+# --------------------------------------------------------------------------------------------- output
+def _fmt(v, spec: str = ".4g") -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def _its(n: int) -> str:
+    return f"{n} iteration" + ("" if n == 1 else "s")
+
+
+def _summary_line(s: dict, tolerance: float) -> str:
+    to_tol = s["iterations_to_tolerance"]
+    reach = f"rel. change < {tolerance:g} at iteration {to_tol}" if to_tol is not None else (
+        f"rel. change >= {tolerance:g} through {s['iterations']} iterations"
+    )
+    acc = "" if s["acceptance_rate"] is None else f", acceptance {100 * s['acceptance_rate']:.0f}%"
+    return (
+        f"{_LABELS.get(s['method'], s['method']):<12} {reach}; final Psi {_fmt(s['final_psi'], '.6g')}, "
+        f"final PSNR {_fmt(s['final_psnr'], '.2f')} dB (best {_fmt(s['best_psnr'], '.2f')}){acc}, "
+        f"{s['seconds']:.1f} s"
+    )
+
+
+def summary_lines(report: StudyReport) -> list[str]:
+    """One line per method, then the PODM-vs-FISTA objective comparison (when both ran)."""
+    lines = [f"{report.sample.protocol} {report.sample.name}: {report.max_iterations} iterations max, "
+             f"tolerance {report.tolerance:g}"]
+    lines += [_summary_line(s, report.tolerance) for s in report.summaries().values()]
+    c = report.comparison()
+    if c is not None:
+        if c["podm_iterations_to_fista_final_psi"] is not None:
+            lines.append(
+                f"PODM reaches FISTA's final Psi ({c['fista_final_psi']:.6g}) in "
+                f"{_its(c['podm_iterations_to_fista_final_psi'])} vs FISTA's {c['fista_iterations']}"
+            )
+        else:
+            gap = 100 * (c["podm_final_psi"] / c["fista_final_psi"] - 1) if c["fista_final_psi"] else math.nan
+            lines.append(
+                f"PODM does not reach FISTA's final Psi ({c['fista_final_psi']:.6g}, after {c['fista_iterations']} "
+                f"iterations) within its {c['podm_iterations']} (its final Psi {c['podm_final_psi']:.6g}, "
+                f"{gap:+.2f}%)"
+            )
+        f_reach = c["fista_iterations_to_podm_final_psi"]
+        lines.append(
+            f"FISTA reaches PODM's final Psi ({c['podm_final_psi']:.6g}) in "
+            + (_its(f_reach) if f_reach is not None else f"none of its {c['fista_iterations']} iterations")
+            + f" vs PODM's {c['podm_iterations']}"
+        )
+    return lines
+
+
+def _file_mode() -> int:
+    """``0o666`` minus the process umask (what ``open(path, "w")`` would give; mkstemp gives 0o600)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            fh.write(text)
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _csv_text(rows: list[dict]) -> str:
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(CURVE_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def _plot(report: StudyReport, key: str, ylabel: str, path: Path, log_y: bool) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.0, 4.0), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for m, run in report.runs.items():
+        values = getattr(run, key).numpy()
+        its = list(range(len(values)))
+        ax.plot(its, values, label=_LABELS.get(m, m), color=_COLORS.get(m))
+        if m == "podm" and key in ("psi", "rel_change"):
+            acc = run.accepted.numpy()
+            rej = [i for i in its if acc[i] == 0]
+            if rej:
+                ax.scatter(rej, values[rej], marker="x", s=14, color="tab:red", zorder=3, label="PODM fallback")
+    if key == "rel_change":
+        ax.axhline(report.tolerance, color="grey", lw=0.8, ls="--", label=f"tolerance {report.tolerance:g}")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{report.sample.protocol} {report.sample.name}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png")
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_study(report: StudyReport, out_dir: str | os.PathLike, plots: bool = True) -> dict[str, Path]:
+    """Write ``curves.csv``, ``summary.json`` and (``plots``) ``psi.png``, ``rel_change.png``, ``psnr.png``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"curves": out / "curves.csv", "summary": out / "summary.json"}
+    _atomic_write_text(paths["curves"], _csv_text(report.rows()))
+    if plots:
+        for key, ylabel, log_y, fname in (
+            ("psi", "Psi(x)", True, "psi.png"),
+            ("rel_change", "||x^l - x^{l-1}|| / ||x^{l-1}||", True, "rel_change.png"),
+            ("psnr", "PSNR (dB)", False, "psnr.png"),
+        ):
+            paths[key] = out / fname
+            _plot(report, key, ylabel, paths[key], log_y)
+    summary = {
+        "protocol": report.sample.protocol,
+        "image": report.sample.name,
+        "sigma": report.sample.sigma,
+        "kernel_size": list(report.sample.kernel.shape),
+        "max_iterations": report.max_iterations,
+        "tolerance": report.tolerance,
+        "methods": report.summaries(),
+        "podm_vs_fista": report.comparison(),
+        "settings": report.settings,
+        "lines": summary_lines(report),
+    }
+    _atomic_write_text(paths["summary"], json.dumps(summary, indent=2, default=str) + "\n")
+    return paths
+
+
+# --------------------------------------------------------------------------------------------- sweeps
+_NUMERIC = ("psi", "rel_change", "psnr", "accepted")
+
+
+def read_curves(path: str | os.PathLike) -> dict[str, list[dict]]:
+    """One ``curves.csv`` as ``{method: [row, ...]}`` sorted by iteration (empty cells -> NaN)."""
+    out: dict[str, list[dict]] = {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            rec = {"iteration": int(row["iteration"])}
+            for key in _NUMERIC:
+                cell = row.get(key, "")
+                rec[key] = float(cell) if cell not in ("", None) else math.nan
+            out.setdefault(row["method"], []).append(rec)
+    for rows in out.values():
+        rows.sort(key=lambda r: r["iteration"])
+    return out
+
+
+def average_curves(paths: Sequence[str | os.PathLike], fill: str = "last") -> list[dict]:
+    """Average several ``curves.csv`` (e.g. a multirun over images/kernels) per method and iteration.
+
+    Runs stop at different iterations. ``fill="last"`` carries each run's final row forward to the
+    method's longest run (a stopped iterate no longer changes), so every average is over all runs;
+    ``fill="none"`` averages only the runs still going (column ``n`` counts them). NaN cells (e.g.
+    ``accepted`` where no network step was tried) are left out of their column's mean.
+    Returns rows with ``method, iteration, n, psi, rel_change, psnr, accepted``.
+    """
+    if fill not in ("last", "none"):
+        raise InputError(f"fill must be 'last' or 'none', got {fill!r}")
+    if not paths:
+        raise InputError("no curves.csv files to average")
+    per_method: dict[str, list[list[dict]]] = {}
+    for p in paths:
+        for method, rows in read_curves(p).items():
+            per_method.setdefault(method, []).append(rows)
+    out = []
+    for method, runs in per_method.items():
+        length = max(r[-1]["iteration"] for r in runs) + 1
+        for it in range(length):
+            values = {k: [] for k in _NUMERIC}
+            n = 0
+            for rows in runs:
+                by_it = rows[it] if it < len(rows) and rows[it]["iteration"] == it else None
+                if by_it is None:
+                    by_it = next((r for r in rows if r["iteration"] == it), None)
+                if by_it is None and fill == "last" and it > rows[-1]["iteration"]:
+                    by_it = dict(rows[-1])
+                    by_it["accepted"] = math.nan  # nothing was tried after the run stopped
+                if by_it is None:
+                    continue
+                n += 1
+                for k in _NUMERIC:
+                    if not math.isnan(by_it[k]):
+                        values[k].append(by_it[k])
+            if n == 0:
+                continue
+            row = {"method": method, "iteration": it, "n": n}
+            for k in _NUMERIC:
+                row[k] = sum(values[k]) / len(values[k]) if values[k] else math.nan
+            out.append(row)
+    return out
