@@ -121,61 +121,104 @@ def test_float_and_planar_tiff(tmp_path):
     assert torch.allclose(y[:, 0, 0], torch.tensor([0.0, 30000 / 65535, 1.0]))
 
 
-# ---------------------------------------------------------------------------------- the PNG codec
-def test_png_decoder_matches_pillow_on_all_row_filters(tmp_path):
-    """Pillow's encoder picks filters adaptively; the decoder must undo Sub, Up, Average and Paeth."""
-    rng = np.random.default_rng(1)
-    yy, xx = np.mgrid[:40, :37]
-    img = np.stack([(yy * 5 + xx * 3) % 256, (xx * xx) % 256, rng.integers(0, 256, yy.shape)], -1)
-    img = img.astype(np.uint8)
-    img[20:] = rng.integers(0, 256, img[20:].shape)
-    for mode, arr in (("RGB", img), ("RGBA", np.dstack([img, img[..., :1]])), ("L", img[..., 0])):
-        path = tmp_path / f"{mode}.png"
-        Image.fromarray(arr, mode).save(path)
-        data = path.read_bytes()
-        start = data.index(b"IDAT") + 4
-        filters = set(zlib.decompress(data[start:data.index(b"IEND") - 8])[:: arr.shape[1] * len(mode) + 1])
-        decoded, depth = imageio._decode_png(path)
-        assert depth == 8
-        expected = arr.reshape(arr.shape[0], arr.shape[1], -1).astype(np.float64) / 255
-        np.testing.assert_array_equal(decoded, expected)
-    assert filters >= {1, 2, 4}  # Sub, Up, Paeth (Average: see the Adam7 test below)
+# ------------------------------------------------------------------------------- 16-bit PNG decoding
+_ADAM7 = ((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2), (1, 0, 2, 1))
+_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
 
+def _filter_rows(rows: np.ndarray, bpp: int, filters) -> bytes:
+    """PNG-filter the byte rows of one (sub)image, row i with filter ``filters[i % len(filters)]``."""
+    out, prev = bytearray(), np.zeros(rows.shape[1], np.int64)
+    for i, row in enumerate(rows.astype(np.int64)):
+        ftype = filters[i % len(filters)]
+        left = np.concatenate([np.zeros(bpp, np.int64), row[:-bpp]])
+        ul = np.concatenate([np.zeros(bpp, np.int64), prev[:-bpp]])
+        if ftype == 0:
+            pred = np.zeros_like(row)
+        elif ftype == 1:
+            pred = left
+        elif ftype == 2:
+            pred = prev
+        elif ftype == 3:
+            pred = (left + prev) // 2
+        else:
+            pa, pb, pc = np.abs(prev - ul), np.abs(left - ul), np.abs(left + prev - 2 * ul)
+            pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, prev, ul))
+        out += bytes([ftype]) + ((row - pred) % 256).astype(np.uint8).tobytes()
+        prev = row
+    return bytes(out)
+
+
+def _png16(img: np.ndarray, colour_type: int, interlace: bool = False, filters=(0, 1, 2, 3, 4),
+           extra: bytes = b"") -> bytes:
+    """A hand-made 16-bit PNG of ``img`` (H, W, C) whose rows use the given row filters in turn."""
+    h, w, c = img.shape
+    assert c == _CHANNELS[colour_type]
+    img = img.astype(">u2")
+    raw = bytearray()
+    for n, (y0, x0, dy, dx) in enumerate(_ADAM7 if interlace else ((0, 0, 1, 1),)):
+        sub = img[y0::dy, x0::dx]
+        if sub.size:
+            raw += _filter_rows(sub.reshape(sub.shape[0], -1).view(np.uint8), 2 * c, filters[n % len(filters):]
+                                + filters[:n % len(filters)])
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, int(interlace))
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + extra
+            + _png_chunk(b"IDAT", zlib.compress(bytes(raw))) + _png_chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("colour_type", [0, 2, 4, 6])
+def test_16_bit_png_all_row_filters_and_colour_types(tmp_path, colour_type):
+    """Rows filtered with None, Sub, Up, Average and Paeth; grey (+ alpha) stays grey, alpha is dropped."""
+    rng = np.random.default_rng(colour_type)
+    c = _CHANNELS[colour_type]
+    img = rng.integers(0, 65536, (12, 10, c))
+    img[:6] = (np.arange(10)[None, :, None] * 4000 + np.arange(6)[:, None, None] * 300) % 65536  # smooth part
+    (tmp_path / "f.png").write_bytes(_png16(img, colour_type))
+    y, depth = read_image(tmp_path / "f.png", mode="keep")
+    colour = img[..., :3] if c >= 3 else img[..., :1]
+    assert depth == 16 and tuple(y.shape) == (colour.shape[2], 12, 10)
+    np.testing.assert_array_equal(np.rint(y.double().numpy() * 65535).transpose(1, 2, 0), colour)
+
+
 def test_png_decoder_interlaced_and_filtered_16_bit(tmp_path):
     """A hand-made Adam7 16-bit RGB PNG whose rows use the Paeth and Average filters."""
-    rng = np.random.default_rng(2)
-    h, w = 11, 9
-    img = rng.integers(0, 65536, (h, w, 3)).astype(">u2")
-    passes = ((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2), (1, 0, 2, 1))
-    raw = bytearray()
-    for n, (y0, x0, dy, dx) in enumerate(passes):
-        sub = img[y0::dy, x0::dx]
-        if sub.size == 0:
-            continue
-        rows = sub.reshape(sub.shape[0], -1).view(np.uint8).astype(np.int64)
-        prev = np.zeros(rows.shape[1], np.int64)
-        for row in rows:
-            ftype = 4 if n % 2 else 3
-            left = np.concatenate([np.zeros(6, np.int64), row[:-6]])
-            ul = np.concatenate([np.zeros(6, np.int64), prev[:-6]])
-            if ftype == 3:
-                pred = (left + prev) // 2
-            else:
-                pa, pb, pc = np.abs(prev - ul), np.abs(left - ul), np.abs(left + prev - 2 * ul)
-                pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, prev, ul))
-            raw += bytes([ftype]) + ((row - pred) % 256).astype(np.uint8).tobytes()
-            prev = row
-    png = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 1))
-           + _png_chunk(b"IDAT", zlib.compress(bytes(raw))) + _png_chunk(b"IEND", b""))
-    (tmp_path / "adam7.png").write_bytes(png)
+    img = np.random.default_rng(2).integers(0, 65536, (11, 9, 3))
+    (tmp_path / "adam7.png").write_bytes(_png16(img, 2, interlace=True, filters=(3, 4)))
     y, depth = read_image(tmp_path / "adam7.png", mode="keep")
     assert depth == 16
     np.testing.assert_allclose(y.double().numpy().transpose(1, 2, 0), img.astype(np.float64) / 65535, atol=1e-7)
+
+
+def test_16_bit_png_exif_orientation_is_not_applied(tmp_path):
+    exif = b"MM\x00*" + struct.pack(">IHHHIHHI", 8, 1, 0x0112, 3, 1, 6, 0, 0)  # orientation 6: rotate 90
+    img = np.random.default_rng(3).integers(0, 65536, (4, 7, 3))
+    (tmp_path / "exif.png").write_bytes(_png16(img, 2, extra=_png_chunk(b"eXIf", exif)))
+    with Image.open(tmp_path / "exif.png") as im:
+        assert im.getexif().get(0x0112) == 6
+    y, _ = read_image(tmp_path / "exif.png", mode="keep")
+    np.testing.assert_array_equal(np.rint(y.double().numpy() * 65535).transpose(1, 2, 0), img)
+
+
+def test_16_bit_png_with_valid_chunks_but_bad_image_data(tmp_path):
+    """Chunk CRCs and IEND intact (Pillow's verify() passes): the pixel decoder must still notice."""
+    img = np.random.default_rng(4).integers(0, 65536, (20, 16, 3)).astype(">u2")
+    raw = np.concatenate([np.zeros((20, 1), np.uint8), img.reshape(20, -1).view(np.uint8)], 1).tobytes()
+    bad_filter = bytearray(raw)
+    bad_filter[5 * (16 * 6 + 1)] = 7  # no such row filter
+    ihdr = _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 20, 16, 2, 0, 0, 0))
+    for name, idat in (("short.png", zlib.compress(raw[: len(raw) // 2])), ("cut.png", zlib.compress(raw)[:-200]),
+                       ("filter.png", zlib.compress(bytes(bad_filter)))):
+        (tmp_path / name).write_bytes(b"\x89PNG\r\n\x1a\n" + ihdr + _png_chunk(b"IDAT", idat)
+                                      + _png_chunk(b"IEND", b""))
+        with Image.open(tmp_path / name) as im:
+            im.verify()
+        with pytest.raises(InputError, match=name) as err:
+            read_image(tmp_path / name)
+        assert "\n" not in str(err.value)
 
 
 def test_16_bit_grey_png_is_readable_by_pillow(tmp_path):

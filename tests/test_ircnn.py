@@ -105,6 +105,15 @@ def test_config_instantiates():
 
 
 @pytest.mark.data
+@pytest.mark.skipif(not (KERAS / "net25.hdf5").is_file(), reason=f"IRCNN weights not under {DATA}")
+def test_weights_load_from_the_root_that_missing_checked(monkeypatch, tmp_path):
+    monkeypatch.setenv("PODM_DATA", str(tmp_path))  # the locator's default has no weights
+    m = IRCNN()
+    assert m.missing(DATA) is None
+    assert m._weights_path() == DATA / "weights" / "ircnn_gray_keras"  # not $PODM_DATA's
+
+
+@pytest.mark.data
 @pytest.mark.skipif(
     not (KERAS / "net25.hdf5").is_file() or not SET12.is_file() or not SCHELTEN.is_file(),
     reason=f"IRCNN weights / Set12 / Schelten kernels not under {DATA} (set PODM_DATA)",

@@ -16,6 +16,7 @@ Measured on the 32x32 two-image problem below (10 stages 48 -> 4, authors' const
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from pathlib import Path
@@ -127,7 +128,7 @@ def test_error_check_matches_direct_dense_computation():
     D = dct_matrix(n)
     W = torch.kron(D, D)  # vec(D X D^T) = (D kron D) vec(X), row-major vec
     yv = y.reshape(-1)
-    grad = lambda v: K.T @ (K @ v - yv)  # noqa: E731
+    grad = lambda v: K.T @ (K @ v - yv)
     L, alpha, mu, C = 1.0, 1e-3, 1e-3, 0.08
     x_prev = torch.rand(n * n, generator=g, dtype=D64)
     x_a = torch.rand(n * n, generator=g, dtype=D64)
@@ -211,8 +212,8 @@ def test_post_schedule_modes_and_denoiser_calls(small_problem):
 
 def test_accept_or_fallback_is_decided_per_image(small_problem):
     """Batch item i gets exactly the iterates it gets alone (decisions differ between the items)."""
-    prob, x = small_problem
-    kw = dict(max_iterations=12, tol=0.0)
+    prob, _ = small_problem
+    kw = {"max_iterations": 12, "tol": 0.0}
     # image 0: the stand-in denoiser; image 1: an "adversarial" denoiser output -> fallbacks
     wave = 0.3 * torch.sin(torch.arange(32, dtype=D64) * 1.7)
     per_image = [gauss_denoiser, lambda v, s: v + wave]
@@ -233,7 +234,7 @@ def test_accept_or_fallback_is_decided_per_image(small_problem):
 def test_fista_vs_podm_relation(small_problem):
     """PODM's network step reaches in one iteration a Psi that FISTA needs > 10 iterations for; FISTA's
     final Psi is within a few percent below PODM's (see the module docstring for the measured numbers)."""
-    prob, x = small_problem
+    prob, _ = small_problem
     podm = podm_solve(prob, gauss_denoiser, SIGMAS, max_iterations=300, descent_check=True)
     fista = fista_solve(prob, max_iterations=300)
     p_psi, f_psi = podm.trace.stack("psi"), fista.trace.stack("psi")
@@ -274,7 +275,7 @@ def test_podm_method_interface_with_stand_in_denoiser():
     assert outv.shape == yv.shape
     # ircnn mu rule: mu grows as the denoiser level falls
     m = PODM(denoiser=gauss_denoiser, stages=4, mu_rule="ircnn").mu_schedule(torch.tensor([0.01]))
-    assert all(b > a for a, b in zip(m, m[1:]))
+    assert all(b > a for a, b in itertools.pairwise(m))
     assert PODM.name == "podm" and "IRCNN" in PODM.source
 
 

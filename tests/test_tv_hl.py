@@ -290,8 +290,9 @@ def test_cuda_matches_cpu(name, problem):
 
 def test_noise_adaptive_weights_and_bad_parameters():
     assert TV(mu=1000.0).weight(torch.tensor([0.02])) == 1000.0
-    assert TV(mu=1000.0, sigma_ref=0.01).weight(torch.tensor([0.02])).tolist() == [250.0]
-    assert HyperLaplacian(lam=2000.0, sigma_ref=0.01).weight(torch.tensor([0.005])).tolist() == [8000.0]
+    assert TV(mu=1000.0, sigma_ref=0.01, sigma_power=2).weight(torch.tensor([0.02])).tolist() == [250.0]
+    assert TV(mu=1000.0, sigma_ref=0.01).weight(torch.tensor([0.04])).tolist() == [125.0]  # power 1.5
+    assert HyperLaplacian(lam=2000.0, sigma_ref=0.01).weight(torch.tensor([0.0025])).tolist() == [16000.0]
     with pytest.raises(InputError):
         TV(sigma_ref=0.01)(torch.rand(1, 1, 16, 16), torch.ones(3, 3) / 9, 0.0)
     for bad in ({"mu": -1.0}, {"max_iter": 0}, {"gamma": 2.0}):

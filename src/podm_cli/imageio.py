@@ -7,8 +7,9 @@
 * :func:`write_image` writes 8/16-bit PNG and TIFF, 8-bit JPEG (quality 95) and BMP, atomically (a temp
   file in the target directory, then a rename) and never over an existing file unless asked to.
 
-Pillow reads and writes 16-bit *colour* PNGs as 8-bit, so 16-bit PNGs with colour (or alpha) are decoded
-and all 16-bit PNGs are encoded by the small PNG codec in this module (zlib + the five PNG row filters).
+Pillow reads and writes 16-bit *colour* PNGs as 8-bit, so 16-bit PNGs are decoded and encoded with OpenCV
+(``cv2.imdecode`` / ``cv2.imencode``, i.e. libpng), after Pillow's ``verify()`` has checked the file's
+structure (chunk CRCs, a complete file).
 
 Every user-caused failure (missing, unreadable, truncated, unsupported file; existing output; unwritable
 directory) raises :class:`~podm_cli.errors.InputError` with a one-line message.
@@ -17,9 +18,7 @@ directory) raises :class:`~podm_cli.errors.InputError` with a one-line message.
 from __future__ import annotations
 
 import os
-import struct
 import tempfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -91,9 +90,8 @@ def _load_array(path) -> tuple[np.ndarray, int]:
     if not head:
         raise InputError(f"cannot read image {p}: the file is empty")
 
-    if head.startswith(_PNG_SIGNATURE) and len(head) >= 33 and head[12:16] == b"IHDR" and head[24] == 16 \
-            and head[25] in (2, 4, 6):
-        arr, bit_depth = _decode_png(p)  # 16-bit colour / grey+alpha: Pillow would drop to 8 bits
+    if head.startswith(_PNG_SIGNATURE) and len(head) >= 33 and head[12:16] == b"IHDR" and head[24] == 16:
+        arr, bit_depth = _read_png16(p, head[25])  # Pillow would drop 16-bit colour to 8 bits
     elif head[:4] in _TIFF_MAGICS:
         arr, bit_depth = _read_tiff(p)
     else:
@@ -189,123 +187,50 @@ def _reason(e: BaseException) -> str:
     return text[0] if text and text[0] else type(e).__name__
 
 
-# ------------------------------------------------------------------------------------ minimal PNG codec
-_PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}
-_ADAM7 = ((0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2), (1, 0, 2, 1))
+# ---------------------------------------------------------------------------------------- 16-bit PNG
+def _read_png16(p: Path, colour_type: int) -> tuple[np.ndarray, int]:
+    """Decode a 16-bit PNG with OpenCV (libpng); returns RGB / grey (+ alpha) samples in [0, 1] and 16."""
+    import cv2
+    from PIL import Image
 
-
-def _decode_png(p: Path) -> tuple[np.ndarray, int]:
-    """Decode an 8- or 16-bit non-palette PNG to float64 (H, W, C) in [0, 1]; returns (array, bit depth)."""
     try:
-        data = p.read_bytes()
+        # Structure first: every chunk's CRC and the IEND chunk are checked, so a truncated or damaged file
+        # fails here with a reason (cv2.imdecode only says None); no pixels are decoded by this step.
+        with Image.open(p) as im:
+            im.verify()
+    except Image.DecompressionBombError as e:
+        raise InputError(f"image {p} is too large to decode safely: {e}") from e
+    except Exception as e:  # Pillow raises OSError, SyntaxError, struct.error, ...
+        raise InputError(f"cannot read image {p}: {_reason(e)}") from e
+    try:
+        data = np.fromfile(p, dtype=np.uint8)
     except OSError as e:
         raise InputError(f"cannot read image {p}: {e.strerror or e}") from e
-    if not data.startswith(_PNG_SIGNATURE):
-        raise InputError(f"cannot read image {p}: not a PNG file")
-    pos, header, idat, ended = 8, None, [], False
-    while pos < len(data):
-        if pos + 8 > len(data):
-            raise InputError(f"cannot read image {p}: truncated PNG chunk header")
-        length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
-        crc = data[pos + 8 + length:pos + 12 + length]
-        if len(body) < length or len(crc) < 4:
-            raise InputError(f"cannot read image {p}: truncated PNG file")
-        if zlib.crc32(ctype + body) & 0xFFFFFFFF != struct.unpack(">I", crc)[0]:
-            raise InputError(f"cannot read image {p}: corrupt PNG ({ctype.decode('latin-1')} chunk CRC error)")
-        if ctype == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif ctype == b"IDAT":
-            idat.append(body)
-        elif ctype == b"IEND":
-            ended = True
-            break
-        pos += 12 + length
-    if header is None or not idat or not ended:
-        raise InputError(f"cannot read image {p}: truncated or incomplete PNG file")
-    width, height, depth, ctype, _comp, _filt, interlace = header
-    if depth not in (8, 16) or ctype not in _PNG_CHANNELS:
-        raise InputError(f"cannot read image {p}: unsupported PNG type (bit depth {depth}, colour type {ctype})")
-    channels = _PNG_CHANNELS[ctype]
-    bpp = channels * depth // 8
-    dec = zlib.decompressobj()
     try:
-        raw = dec.decompress(b"".join(idat))
-    except zlib.error as e:
-        raise InputError(f"cannot read image {p}: corrupt PNG data ({e})") from e
-    if not dec.eof:
-        raise InputError(f"cannot read image {p}: truncated PNG data stream")
-
-    dtype = np.dtype(">u2") if depth == 16 else np.dtype(np.uint8)
-    out = np.zeros((height, width, channels), dtype=dtype)
-    passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
-    offset = 0
-    for y0, x0, dy, dx in passes:
-        h = (height - y0 + dy - 1) // dy
-        w = (width - x0 + dx - 1) // dx
-        if h <= 0 or w <= 0:
-            continue
-        nbytes = h * (1 + w * bpp)
-        block = raw[offset:offset + nbytes]
-        if len(block) < nbytes:
-            raise InputError(f"cannot read image {p}: truncated PNG image data")
-        offset += nbytes
-        rows = _unfilter(block, h, w * bpp, bpp, p)
-        out[y0::dy, x0::dx, :] = rows.view(dtype).reshape(h, w, channels)
-    return _to_unit(out.astype(dtype.newbyteorder("=")), p)
-
-
-def _unfilter(block: bytes, h: int, rowbytes: int, bpp: int, p: Path) -> np.ndarray:
-    """Undo the PNG per-row filters (None, Sub, Up, Average, Paeth) of ``h`` rows of ``rowbytes`` bytes."""
-    buf = np.frombuffer(block, dtype=np.uint8).reshape(h, rowbytes + 1)
-    out = np.empty((h, rowbytes), dtype=np.uint8)
-    prev = np.zeros(rowbytes, dtype=np.uint8)
-    for y in range(h):
-        ftype, row = int(buf[y, 0]), buf[y, 1:]
-        if ftype == 0:
-            cur = row.copy()
-        elif ftype == 1:  # Sub: running sum along each byte lane
-            lanes = np.cumsum(row.reshape(-1, bpp).astype(np.int64), axis=0)
-            cur = (lanes & 0xFF).astype(np.uint8).reshape(-1)
-        elif ftype == 2:  # Up
-            cur = row + prev
-        elif ftype in (3, 4):  # Average / Paeth depend on the reconstructed left byte: sequential
-            r, b, c = row.tolist(), prev.tolist(), [0] * bpp + prev.tolist()
-            res = [0] * rowbytes
-            for i in range(rowbytes):
-                a = res[i - bpp] if i >= bpp else 0
-                if ftype == 3:
-                    res[i] = (r[i] + ((a + b[i]) >> 1)) & 0xFF
-                else:
-                    up, ul = b[i], c[i]
-                    pa, pb, pc = abs(up - ul), abs(a - ul), abs(a + up - 2 * ul)
-                    pred = a if pa <= pb and pa <= pc else (up if pb <= pc else ul)
-                    res[i] = (r[i] + pred) & 0xFF
-            cur = np.array(res, dtype=np.uint8)
+        a = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # IMREAD_UNCHANGED: 16 bits kept, no EXIF rotation
+    except cv2.error as e:  # e.g. over OpenCV's pixel-count limit
+        raise InputError(f"cannot read image {p}: {_reason(e)}") from e
+    if a is None or a.dtype != np.uint16:  # cv2.imdecode returns None on any decoding error
+        raise InputError(f"cannot read image {p}: corrupt or truncated PNG image data")
+    if a.ndim == 3:
+        if colour_type in (0, 4):  # grey (+ alpha / tRNS), which OpenCV expands to BGR(A)
+            a = a[:, :, 0]
         else:
-            raise InputError(f"cannot read image {p}: corrupt PNG (unknown row filter {ftype})")
-        out[y] = cur
-        prev = cur
-    return out
-
-
-def _encode_png16(a: np.ndarray) -> bytes:
-    """Encode a uint16 (H, W, C) array (C = 1 or 3) as a 16-bit PNG (every row filtered with Up)."""
-    h, w, c = a.shape
-    rows = np.ascontiguousarray(a.astype(">u2")).view(np.uint8).reshape(h, w * c * 2)
-    up = rows.copy()
-    up[1:] -= rows[:-1]  # uint8 arithmetic wraps modulo 256, as the filter requires
-    filtered = np.concatenate([np.full((h, 1), 2, dtype=np.uint8), up], axis=1)
-    ihdr = struct.pack(">IIBBBBB", w, h, 16, 0 if c == 1 else 2, 0, 0, 0)
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-
-    return (_PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(filtered.tobytes(), 6))
-            + chunk(b"IEND", b""))
+            a = a[:, :, 2::-1]  # BGR(A) -> RGB, alpha dropped
+    return _to_unit(a, p)
 
 
 # ----------------------------------------------------------------------------------------------- writing
+def _encode_png16(q: np.ndarray) -> bytes:
+    """Encode a uint16 (H, W, C) array (C = 1 or 3, RGB) as a 16-bit PNG with OpenCV's default settings."""
+    import cv2
+
+    ok, buf = cv2.imencode(".png", q[:, :, 0] if q.shape[2] == 1 else np.ascontiguousarray(q[:, :, ::-1]))
+    if not ok:
+        raise RuntimeError("OpenCV failed to encode a 16-bit PNG")
+    return buf.tobytes()
+
+
 def write_image(path, x, bit_depth: int = 8, overwrite: bool = False) -> Path:
     """Write an image in ``[0, 1]`` to ``path`` (format from the suffix), atomically.
 
@@ -347,7 +272,7 @@ def write_image(path, x, bit_depth: int = 8, overwrite: bool = False) -> Path:
             tifffile.imwrite(fh, q if q.shape[2] == 3 else q[:, :, 0],
                              photometric="rgb" if q.shape[2] == 3 else "minisblack")
         elif suffix == ".png" and bit_depth == 16:
-            fh.write(_encode_png16(q))
+            fh.write(_encode_png16(q))  # Pillow would write 16-bit colour as 8-bit
         else:
             from PIL import Image
 

@@ -15,9 +15,16 @@ from omegaconf import DictConfig, OmegaConf
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from podm_cli.evaluation.convergence import load_study_sample, run_convergence, summary_lines, write_study
+    from podm_cli.evaluation.convergence import (
+        check_methods,
+        load_study_sample,
+        run_convergence,
+        summary_lines,
+        write_study,
+    )
 
     c = OmegaConf.to_container(cfg, resolve=True)
+    check_methods(c["methods"])  # fail before loading data
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     root = (c.get("data") or {}).get("root")
     sample = load_study_sample(
@@ -40,7 +47,7 @@ def main(cfg: DictConfig) -> None:
         data_root=root,
         device=c.get("device", "auto"),
         precision=c.get("precision", "float64"),
-        log=lambda line: print(f"podm converge: done {line.split(';')[0].strip()}", file=sys.stderr),
+        log=lambda line: print(f"podm converge: {line}", file=sys.stderr),
     )
     paths = write_study(report, out_dir, plots=bool(c.get("plots", True)))
     for line in summary_lines(report):

@@ -35,7 +35,7 @@ def build_methods(cfg: DictConfig) -> dict:
 
 def main(cfg: DictConfig) -> None:
     from podm_cli.evaluation.report import print_table, write_reports
-    from podm_cli.evaluation.runner import EvalRunner
+    from podm_cli.evaluation.runner import EvalRunner, resolve_datasets
 
     unknown = [d for d in cfg.datasets if d not in PROTOCOLS]
     if unknown:
@@ -43,18 +43,21 @@ def main(cfg: DictConfig) -> None:
     device, dtype = resolve_device(cfg.device), resolve_dtype(cfg.dtype)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     torch.manual_seed(cfg.seed)
+    if cfg.limit is not None and cfg.limit < 1:
+        raise PodmError(f"limit must be >= 1 (or null for every image), got {cfg.limit}")
+    methods = build_methods(cfg)
+    datasets, notices = resolve_datasets(list(cfg.datasets), data_root(cfg.data.root), cfg.limit)
     runner = EvalRunner(
-        build_methods(cfg),
-        list(cfg.datasets),
-        data_root(cfg.data.root),
+        methods,
+        datasets,
         out_dir,
-        limit=cfg.limit,
         resume=cfg.resume,
         device=device,
         dtype=dtype,
         batch_size=cfg.batch_size,
     )
     outcome = runner.run()
+    outcome.notices.extend(notices)
     print_table(outcome.rows, outcome.skipped, outcome.notices)
     write_reports(outcome, out_dir, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
                   figures=cfg.report)

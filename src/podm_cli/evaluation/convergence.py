@@ -45,10 +45,11 @@ from podm_cli.priors import Prior, build_prior
 __all__ = [
     "CURVE_COLUMNS",
     "METHODS",
-    "StudySample",
     "MethodRun",
     "StudyReport",
+    "StudySample",
     "average_curves",
+    "check_methods",
     "load_study_sample",
     "read_curves",
     "run_convergence",
@@ -199,7 +200,7 @@ class StudyReport:
             return None
         p, f = self.runs["podm"], self.runs["fista"]
         target_f, target_p = float(f.psi[-1]), float(p.psi[-1])
-        reach = lambda psi, target: (  # noqa: E731
+        reach = lambda psi, target: (
             int(torch.nonzero(psi <= target)[0]) if bool((psi <= target).any()) else None
         )
         return {
@@ -210,6 +211,15 @@ class StudyReport:
             "podm_iterations": int(p.result.iterations[0]),
             "fista_iterations_to_podm_final_psi": reach(f.psi, target_p),
         }
+
+
+def check_methods(methods: Sequence[str]) -> list[str]:
+    """The method names as a list; raises :class:`InputError` for an unknown or empty selection."""
+    methods = [str(m) for m in methods]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise InputError(f"unknown convergence method(s) {unknown or methods} (choose from {', '.join(METHODS)})")
+    return methods
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
@@ -267,10 +277,7 @@ def run_convergence(
         device: ``auto`` | ``cpu`` | ``cuda[:N]``; precision: solver dtype (the nets run in float32).
         log: called with one progress line per finished method.
     """
-    methods = [str(m) for m in methods]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise InputError(f"unknown convergence method(s) {unknown} (choose from {', '.join(METHODS)})")
+    methods = check_methods(methods)
     if int(max_iterations) < 1 or not tolerance >= 0:
         raise InputError(f"need max_iterations >= 1 and tolerance >= 0, got {max_iterations}, {tolerance}")
     if precision not in ("float32", "float64"):
@@ -387,8 +394,11 @@ def _summary_line(s: dict, tolerance: float) -> str:
 
 def summary_lines(report: StudyReport) -> list[str]:
     """One line per method, then the PODM-vs-FISTA objective comparison (when both ran)."""
-    lines = [f"{report.sample.protocol} {report.sample.name}: {report.max_iterations} iterations max, "
-             f"tolerance {report.tolerance:g}"]
+    head = (
+        f"{report.sample.protocol} {report.sample.name}: {report.max_iterations} iterations max, "
+        f"tolerance {report.tolerance:g}"
+    )
+    lines = [head]
     lines += [_summary_line(s, report.tolerance) for s in report.summaries().values()]
     c = report.comparison()
     if c is not None:

@@ -46,7 +46,7 @@ def paper_numbers(method: str, protocol: str) -> tuple[float | None, float | Non
     >>> paper_numbers("fdn", "levin")
     (None, None)
     """
-    column = PAPER_COLUMN.get(protocol)
+    column = PAPER_COLUMN.get(protocol.split("[", 1)[0])  # "levin[sigma=0.02]" is still a Levin variant
     if column is None:
         return None, None
     return PAPER_TABLE[column].get(method, (None, None))

@@ -3,8 +3,8 @@
 Example (needs the Levin data, see ``podm data fetch levin``)::
 
     from podm_cli.evaluation.runner import EvalRunner
-    runner = EvalRunner({"tv": TV()}, ["levin"], data_root, out_dir)
-    results = runner.run()
+    datasets, notices = resolve_datasets(["levin"], data_root, limit=None)
+    outcome = EvalRunner({"tv": TV()}, datasets, out_dir).run()
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class EvalOutcome:
     examples: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # dataset -> label -> image
 
 
-def resolve_datasets(names: list[str], root: Path, limit: int | None) -> tuple[list, list[str]]:
+def resolve_datasets(names: list[str], root: Path | None, limit: int | None) -> tuple[list, list[str]]:
     """Build the datasets, replacing an absent real ``sun`` by ``sun_substitute`` (said in a notice).
 
     Raises :class:`DataNotFoundError` for any other missing data, before any method runs.
@@ -86,16 +86,18 @@ def _batches(dataset, batch_size: int, todo) -> Iterator[list]:
 
 
 class EvalRunner:
-    """Evaluate ``methods`` (name -> :class:`Method`) on protocol datasets, writing ``per_image.csv``."""
+    """Evaluate ``methods`` (name -> :class:`Method`) on protocol datasets, writing ``per_image.csv``.
+
+    ``datasets`` are protocol datasets (``make_dataset`` / :func:`resolve_datasets`), or any object with
+    ``protocol``, ``mode``, ``scoring``, ``note``, ``root``, ``len()`` and indexing.
+    """
 
     def __init__(
         self,
         methods: dict[str, Method],
-        dataset_names: list[str],
-        data_root: Path,
+        datasets: list,
         out_dir: Path,
         *,
-        limit: int | None = None,
         resume: bool = False,
         device: str = "cpu",
         dtype: torch.dtype = torch.float32,
@@ -104,13 +106,9 @@ class EvalRunner:
     ):
         if batch_size < 1:
             raise PodmError(f"batch_size must be >= 1, got {batch_size}")
-        if limit is not None and limit < 1:
-            raise PodmError(f"limit must be >= 1 (or null for all images), got {limit}")
         self.methods = methods
-        self.dataset_names = list(dataset_names)
-        self.data_root = Path(data_root)
+        self.datasets = list(datasets)
         self.out_dir = Path(out_dir)
-        self.limit = limit
         self.resume = resume
         self.device = torch.device(device)
         self.dtype = dtype
@@ -118,10 +116,10 @@ class EvalRunner:
         self.progress = progress
 
     def run(self) -> EvalOutcome:
-        datasets, notices = resolve_datasets(self.dataset_names, self.data_root, self.limit)
+        datasets = self.datasets
         skipped, runnable = [], {}
         for name, method in self.methods.items():
-            reason = method.missing(self.data_root)
+            reason = method.missing(datasets[0].root) if datasets else None
             if reason:
                 skipped.append(Skipped(name, reason))
             else:
@@ -140,7 +138,7 @@ class EvalRunner:
         sources = {name: getattr(method, "source", "recomputed") for name, method in runnable.items()}
         protocols = {d.protocol: _describe_protocol(d) for d in datasets}
         rows = summarise(table.records, sources, order)
-        return EvalOutcome(rows, protocols, skipped, notices, examples)
+        return EvalOutcome(rows, protocols, skipped, [], examples)
 
     def _example_inputs(self, dataset) -> dict[str, torch.Tensor]:
         first = dataset[0]

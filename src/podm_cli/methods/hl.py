@@ -327,7 +327,7 @@ class HyperLaplacian(Method):
         Continuation ``beta = beta0 * beta_rate^k < beta_max``, alternations per beta.
     sigma_ref
         ``None`` (default): ``lam`` is used as is.  A number: ``lam`` is the weight at noise level
-        ``sigma_ref``, rescaled per image as ``lam * (sigma_ref / sigma)^2``.
+        ``sigma_ref``, rescaled per image as ``lam * (sigma_ref / sigma)^sigma_power`` (1.5, measured).
     mode, boundary, edgetaper_iterations
         See :class:`~podm_cli.methods.base.Method`.
 
@@ -339,13 +339,14 @@ class HyperLaplacian(Method):
 
     def __init__(
         self,
-        lam: float = 2000.0,
+        lam: float = 2828.0,
         alpha: float = _TWO_THIRDS,
         beta0: float = 1.0,
         beta_rate: float = 2 * math.sqrt(2),
         beta_max: float = 256.0,
         inner_iterations: int = 1,
         sigma_ref: float | None = None,
+        sigma_power: float = 1.5,
         mode: str = "circular",
         boundary: str = "liu",
         edgetaper_iterations: int = 3,
@@ -365,11 +366,12 @@ class HyperLaplacian(Method):
         self.beta0, self.beta_rate, self.beta_max = float(beta0), float(beta_rate), float(beta_max)
         self.inner_iterations = int(inner_iterations)
         self.sigma_ref = None if sigma_ref is None else float(sigma_ref)
+        self.sigma_power = float(sigma_power)
         self.last_info: HLInfo | None = None
 
     def weight(self, sigma: Tensor) -> Tensor | float:
         """The per-image ``lam`` used for noise levels ``sigma`` (``(N,)``)."""
-        return noise_scaled(self.lam, self.sigma_ref, sigma, "hl")
+        return noise_scaled(self.lam, self.sigma_ref, sigma, "hl", self.sigma_power)
 
     def restore_circular(self, y: Tensor, kernel: Tensor, sigma: Tensor) -> Tensor:
         x, self.last_info = hl_deconv(

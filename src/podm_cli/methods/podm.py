@@ -52,7 +52,7 @@ from podm_cli.optim.podm_solver import POST_SCHEDULE, podm_solve, sigma_schedule
 from podm_cli.optim.trace import SolverResult
 from podm_cli.priors import Prior, build_prior
 
-__all__ = ["PODM", "MU_RULES"]
+__all__ = ["MU_RULES", "PODM"]
 
 MU_RULES = ("constant", "ircnn")
 _KERAS_RELPATH = "weights/ircnn_gray_keras"
@@ -199,7 +199,7 @@ class PODM(Method):
             self._bank = bank.to(self._device) if self._device is not None else bank
         return self._bank
 
-    def to(self, device: torch.device | str) -> "PODM":
+    def to(self, device: torch.device | str) -> PODM:
         self._device = torch.device(device)
         if self._bank is not None:
             self._bank.to(self._device)

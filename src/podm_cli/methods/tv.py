@@ -146,7 +146,8 @@ class TV(Method):
     sigma_ref
         ``None`` (default): ``mu`` is used as is, whatever the noise level (like the paper's baselines).
         A number: ``mu`` is the weight at noise level ``sigma_ref`` and is rescaled per image as
-        ``mu * (sigma_ref / sigma)^2`` (the MAP weighting of a Gaussian likelihood at fixed prior weight).
+        ``mu * (sigma_ref / sigma)^sigma_power`` (``sigma_power`` 1.5 measured by the sweep; 2 is the MAP
+        weighting of a Gaussian likelihood at a fixed prior weight).
     mode, boundary, edgetaper_iterations
         See :class:`~podm_cli.methods.base.Method`.
 
@@ -158,12 +159,13 @@ class TV(Method):
 
     def __init__(
         self,
-        mu: float = 1000.0,
+        mu: float = 1414.0,
         beta: float = 10.0,
         gamma: float = 1.618,
         tol: float = 1e-3,
         max_iter: int = 500,
         sigma_ref: float | None = None,
+        sigma_power: float = 1.5,
         mode: str = "circular",
         boundary: str = "liu",
         edgetaper_iterations: int = 3,
@@ -183,11 +185,12 @@ class TV(Method):
         self.tol = float(tol)
         self.max_iter = int(max_iter)
         self.sigma_ref = None if sigma_ref is None else float(sigma_ref)
+        self.sigma_power = float(sigma_power)
         self.last_info: TVInfo | None = None
 
     def weight(self, sigma: Tensor) -> Tensor | float:
         """The per-image ``mu`` used for noise levels ``sigma`` (``(N,)``)."""
-        return noise_scaled(self.mu, self.sigma_ref, sigma, "tv")
+        return noise_scaled(self.mu, self.sigma_ref, sigma, "tv", self.sigma_power)
 
     def restore_circular(self, y: Tensor, kernel: Tensor, sigma: Tensor) -> Tensor:
         x, self.last_info = tv_deconv(

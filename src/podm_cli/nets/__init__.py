@@ -7,7 +7,7 @@
 * :mod:`podm_cli.nets.weights`: Keras HDF5 and ``.pth`` importers, ``ircnn_gray.pth`` exporter.
 """
 
-from podm_cli.nets.bank import DenoiserBank, default_keras_dir, official_sigmas
+from podm_cli.nets.bank import DenoiserBank, bank_index, default_keras_dir, official_sigmas
 from podm_cli.nets.dncnn import DnCNN
 from podm_cli.nets.factory import DENOISERS, build_denoiser, build_stage_denoisers
 from podm_cli.nets.ircnn import IRCNN_DILATIONS, IRCNNDenoiser
@@ -32,6 +32,7 @@ __all__ = [
     "DnCNN",
     "IRCNNDenoiser",
     "ResUNet",
+    "bank_index",
     "build_denoiser",
     "build_stage_denoisers",
     "default_keras_dir",

@@ -49,6 +49,19 @@ def official_sigmas(count: int = IRCNN_COUNT) -> tuple[float, ...]:
     return tuple(2.0 * (i + 1) / 255.0 for i in range(count))
 
 
+def bank_index(sigma: float, sigmas: Sequence[float] | None = None) -> int:
+    """0-based index of the net for noise level ``sigma`` ([0, 1]) in a bank trained at ``sigmas``
+    (default: the official 25): the first level ``>= sigma`` (1e-6 tolerance on 0..255), else the last."""
+    levels = official_sigmas() if sigmas is None else sigmas
+    s = float(sigma) * 255.0
+    if not math.isfinite(s):
+        raise InputError(f"denoiser noise level must be finite, got {sigma}")
+    for i, t in enumerate(levels):
+        if t * 255.0 >= s - _TOL_255:
+            return i
+    return len(levels) - 1
+
+
 def default_keras_dir(root: str | os.PathLike | None = None) -> Path:
     """``<data root>/weights/ircnn_gray_keras`` (data root from :func:`podm_cli.data.locator.data_root`)."""
     from podm_cli.data.locator import data_root
@@ -107,13 +120,7 @@ class DenoiserBank(nn.Module):
 
     def index_for(self, sigma: float) -> int:
         """0-based index of the net used for noise level ``sigma`` ([0, 1] scale); see the module doc."""
-        s = float(sigma) * 255.0
-        if not math.isfinite(s):
-            raise InputError(f"denoiser noise level must be finite, got {sigma}")
-        for i, t in enumerate(self.sigmas255):
-            if t >= s - _TOL_255:
-                return i
-        return len(self.nets) - 1
+        return bank_index(sigma, self.sigmas)
 
     def net_for(self, sigma: float) -> nn.Module:
         """The network :meth:`denoise` would use for ``sigma``."""

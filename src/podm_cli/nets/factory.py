@@ -32,11 +32,18 @@ from pathlib import Path
 from torch import nn
 
 from podm_cli.errors import InputError
-from podm_cli.nets.bank import DenoiserBank, default_keras_dir
+from podm_cli.nets.bank import DenoiserBank, bank_index, default_keras_dir
 from podm_cli.nets.dncnn import DnCNN
 from podm_cli.nets.ircnn import IRCNN_DILATIONS, IRCNNDenoiser
 from podm_cli.nets.unet import ResUNet
-from podm_cli.nets.weights import load_dncnn, load_ircnn_pth, load_keras_ircnn, load_torch_file
+from podm_cli.nets.weights import (
+    IRCNN_COUNT,
+    keras_file,
+    load_dncnn,
+    load_ircnn_pth,
+    load_keras_ircnn,
+    load_torch_file,
+)
 
 __all__ = ["DENOISERS", "build_denoiser", "build_stage_denoisers", "resolve_weights_path"]
 
@@ -62,6 +69,20 @@ def _bank_pick(bank_nets: Sequence[nn.Module], sigma: float | None, what: str) -
     if sigma is None:
         raise InputError(f"{what} holds {len(bank_nets)} denoisers: pass sigma (noise level on [0, 1])")
     return copy.deepcopy(DenoiserBank(bank_nets).net_for(sigma))
+
+
+def _keras_dir_net(path: Path, sigma: float | None) -> IRCNNDenoiser:
+    """Only the file needed: ``net{i}.hdf5`` of the official bank for noise level ``sigma``."""
+    if sigma is None:
+        raise InputError(f"{path} holds {IRCNN_COUNT} denoisers: pass sigma (noise level on [0, 1])")
+    f = path / keras_file(bank_index(sigma))
+    if not f.is_file():
+        from podm_cli.errors import DataNotFoundError
+
+        raise DataNotFoundError(
+            f"IRCNN Keras weights not found: {f} is missing; run `podm data fetch weights`"
+        )
+    return load_keras_ircnn(f)
 
 
 def _check_arch(net: IRCNNDenoiser, channels: int, dilations: Sequence[int], where: str) -> None:
@@ -103,7 +124,7 @@ def build_denoiser(
         else:
             path = resolve_weights_path(pretrained, data_root)
         if path.is_dir():
-            net = _bank_pick(DenoiserBank.from_keras_dir(path).nets, sigma, str(path))
+            net = _keras_dir_net(path, sigma)
         elif path.suffix.lower() in (".hdf5", ".h5"):
             net = load_keras_ircnn(path)
         else:
@@ -155,12 +176,23 @@ def build_stage_denoisers(
             else resolve_weights_path(pretrained, data_root)
         )
         if path.is_dir() or path.suffix.lower() == ".pth":
-            bank = DenoiserBank.from_keras_dir(path) if path.is_dir() else DenoiserBank.from_pth(path)
             channels = int(kwargs.get("channels", 64))
             dilations = tuple(kwargs.get("dilations", IRCNN_DILATIONS))
+            if path.is_dir():  # read each needed net{i}.hdf5 once
+                cache: dict[int, IRCNNDenoiser] = {}
+
+                def pick(s: float) -> IRCNNDenoiser:
+                    i = bank_index(s)
+                    if i not in cache:
+                        cache[i] = _keras_dir_net(path, s)
+                    return cache[i]
+
+            else:
+                bank = DenoiserBank.from_pth(path)
+                pick = bank.net_for
             nets = []
             for s in sigmas:
-                net = copy.deepcopy(bank.net_for(float(s)))
+                net = copy.deepcopy(pick(float(s)))
                 _check_arch(net, channels, dilations, str(path))
                 nets.append(net)
             return nn.ModuleList(nets)

@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -171,29 +172,56 @@ def read_keras_convs(path: str | os.PathLike) -> list[KerasConv]:
             bias = next((n for n in names if "bias" in n.rsplit("/", 1)[-1]), None)
             if kernel is None or bias is None:
                 raise InputError(f"{p}: layer {s['name']} lacks kernel/bias weights")
-            k = torch.from_numpy(g[kernel][()].astype("float32"))
-            b = torch.from_numpy(g[bias][()].astype("float32"))
+            k = np.asarray(g[kernel][()], dtype=np.float32)
+            b = np.asarray(g[bias][()], dtype=np.float32)
             if k.ndim != 4 or k.shape[:2] != (3, 3) or b.shape != (k.shape[3],):
                 raise InputError(f"{p}: layer {s['name']} kernel {tuple(k.shape)} is not (3, 3, in, out)")
-            convs.append(
-                KerasConv(s["name"], s["dilation"], s["relu"], k.permute(3, 2, 0, 1).contiguous(), b)
-            )
+            # (kh, kw, in, out) -> (out, in, kh, kw), i.e. permute(3, 2, 0, 1); laid out channels_last
+            # (memory order out, kh, kw, in) by NumPy so no torch copy is needed later.
+            w = torch.from_numpy(np.ascontiguousarray(k.transpose(3, 0, 1, 2))).permute(0, 3, 1, 2)
+            convs.append(KerasConv(s["name"], s["dilation"], s["relu"], w, torch.from_numpy(b.copy())))
     return convs
 
 
+def _channels_last_copy(w: Tensor) -> Tensor:
+    """A fresh copy of ``w`` in channels_last memory. On CPU NumPy makes the copy (one thread): torch's
+    intra-op threads are slow to start for hundreds of small tensors on a busy machine."""
+    t = w.detach()
+    if t.device.type != "cpu" or t.dtype not in (torch.float32, torch.float64):
+        return t.clone(memory_format=torch.channels_last)
+    a = np.array(t.numpy().transpose(0, 2, 3, 1), order="C", copy=True)
+    return torch.from_numpy(a).permute(0, 3, 1, 2)
+
+
+def _fresh_copy(v: Tensor) -> Tensor:
+    """A contiguous copy of ``v`` on its device (NumPy makes it for float CPU tensors, as above)."""
+    t = v.detach()
+    if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64):
+        return torch.from_numpy(np.array(t.numpy(), order="C", copy=True))
+    return t.clone(memory_format=torch.contiguous_format)
+
+
 def _ircnn_from_convs(weights: Sequence[tuple[Tensor, Tensor]], dilations: Sequence[int], where: str):
+    """An IRCNN holding copies of ``weights`` (built on the meta device, then the copies are assigned)."""
     first, last = weights[0][0], weights[-1][0]
-    net = IRCNNDenoiser(
-        in_channels=first.shape[1], out_channels=last.shape[0], channels=first.shape[0], dilations=dilations
-    )
-    for conv, (w, b) in zip(net.convs, weights):
+    with torch.device("meta"):
+        net = IRCNNDenoiser(
+            in_channels=first.shape[1],
+            out_channels=last.shape[0],
+            channels=first.shape[0],
+            dilations=dilations,
+        )
+    state = {}
+    for j, (conv, (w, b)) in enumerate(zip(net.convs, weights)):
         if tuple(conv.weight.shape) != tuple(w.shape) or tuple(conv.bias.shape) != tuple(b.shape):
             raise InputError(
                 f"{where}: weight {tuple(w.shape)} does not fit an IRCNN layer {tuple(conv.weight.shape)}"
             )
-        with torch.no_grad():
-            conv.weight.copy_(w)
-            conv.bias.copy_(b)
+        state[f"model.{2 * j}.weight"], state[f"model.{2 * j}.bias"] = (
+            _channels_last_copy(w.float()),
+            _fresh_copy(b.float()),
+        )
+    net.load_state_dict(state, strict=True, assign=True)
     return net.eval()
 
 
@@ -317,7 +345,7 @@ def load_ircnn_pth(
 def ircnn_pth_state(nets: Sequence[torch.nn.Module]) -> dict[str, dict[str, Tensor]]:
     """``{'0': state_dict, ..., '24': state_dict}`` (CPU, contiguous): the ``ircnn_gray.pth`` layout."""
     return {
-        str(i): {k: v.detach().to("cpu").contiguous().clone() for k, v in net.state_dict().items()}
+        str(i): {k: _fresh_copy(v.to("cpu")) for k, v in net.state_dict().items()}
         for i, net in enumerate(nets)
     }
 

@@ -50,7 +50,7 @@ def fista_solve(
     psi_prev = problem.psi(x)
     trace = Trace("fista")
     trace.append(IterationRecord(0, psi_prev, nan, nan, psnr_or_nan(x, truth), active.clone()))
-    mask = lambda m: m.reshape(-1, *([1] * (x.ndim - 1)))  # noqa: E731
+    mask = lambda m: m.reshape(-1, *([1] * (x.ndim - 1)))
     for k in range(1, int(max_iterations) + 1):
         u = problem.prox_gradient(z, 1.0 / L)
         t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0

@@ -58,7 +58,7 @@ def hqs_solve(
     nan = torch.full((n,), math.nan, dtype=torch.float64)
     trace = Trace("ircnn")
     trace.append(IterationRecord(0, problem.psi(x), nan, nan, psnr_or_nan(x, truth), active.clone()))
-    mask = lambda m: m.reshape(-1, *([1] * (x.ndim - 1)))  # noqa: E731
+    mask = lambda m: m.reshape(-1, *([1] * (x.ndim - 1)))
     for k in range(1, n_iter + 1):
         sigma = sigmas[min(k - 1, len(sigmas) - 1)]
         x_f = problem.solve_fidelity(x, _mu_at(mu, k - 1, x))

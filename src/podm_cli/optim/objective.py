@@ -15,7 +15,7 @@ from torch import Tensor
 from podm_cli.physics import psf2otf
 from podm_cli.priors.base import NoPrior, Prior
 
-__all__ = ["Deconvolution", "item_norm", "as_item_tensor"]
+__all__ = ["Deconvolution", "as_item_tensor", "item_norm"]
 
 
 def item_norm(t: Tensor) -> Tensor:

@@ -43,10 +43,10 @@ import torch
 from torch import Tensor
 
 from podm_cli.errors import InputError
-from podm_cli.optim.objective import Deconvolution, as_item_tensor, item_norm
+from podm_cli.optim.objective import Deconvolution, item_norm
 from podm_cli.optim.trace import IterationRecord, SolverResult, Trace
 
-__all__ = ["Denoiser", "StageOutput", "podm_stage", "podm_solve", "psnr_or_nan", "sigma_schedule"]
+__all__ = ["Denoiser", "StageOutput", "podm_solve", "podm_stage", "psnr_or_nan", "sigma_schedule"]
 
 #: ``denoiser(x, sigma) -> x_A``; ``sigma`` on the [0, 1] scale.
 Denoiser = Callable[[Tensor, float], Tensor]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-__all__ = ["IterationRecord", "Trace", "SolverResult"]
+__all__ = ["IterationRecord", "SolverResult", "Trace"]
 
 
 def _cpu(t: Tensor | None) -> Tensor | None:

@@ -18,11 +18,11 @@ from podm_cli.priors.tv import TV
 
 __all__ = [
     "PRIORS",
+    "TV",
     "LpDCT",
     "LpGradient",
     "NoPrior",
     "Prior",
-    "TV",
     "build_prior",
     "dct2",
     "dct_matrix",

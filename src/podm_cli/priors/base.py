@@ -9,10 +9,9 @@ input's dtype.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-__all__ = ["Prior", "NoPrior", "per_image_step"]
+__all__ = ["NoPrior", "Prior", "per_image_step"]
 
 
 def per_image_step(step, v: Tensor) -> Tensor | float:

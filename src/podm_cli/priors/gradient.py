@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["grad_circular", "grad_circular_adjoint", "grad_neumann", "grad_neumann_adjoint", "dtd_spectrum"]
+__all__ = ["dtd_spectrum", "grad_circular", "grad_circular_adjoint", "grad_neumann", "grad_neumann_adjoint"]
 
 
 def grad_circular(x: Tensor) -> tuple[Tensor, Tensor]:

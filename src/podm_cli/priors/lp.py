@@ -30,7 +30,7 @@ from torch import Tensor
 from podm_cli.errors import InputError
 from podm_cli.priors.base import Prior, per_image_step
 
-__all__ = ["gst_threshold", "gst", "dct_matrix", "dct2", "idct2", "LpDCT"]
+__all__ = ["LpDCT", "dct2", "dct_matrix", "gst", "gst_threshold", "idct2"]
 
 
 def _check_p(p: float) -> float:
