@@ -6,7 +6,8 @@ Recipe (docs/tv_hl_weights.md has the command, the printed table and the choice)
 * images: ``--images`` BSDS500 *train* images (disjoint from Levin, Sun, BSD68 = BSDS500 val, Set12),
   chosen with a seeded permutation, converted to grey (BT.601), centre crop ``--crop`` x ``--crop``;
 * kernels: real camera-shake kernels of Schelten et al. 2015 (never the Levin kernels), one per image,
-  cropped to their support and, when larger than ``--max-kernel`` px, resized (antialiased bilinear) to fit;
+  cropped to their support and shrunk (antialiased bilinear) so that the longest side is at most a size
+  drawn uniformly from ``--kernel-sizes LO HI`` (default 31 31);
 * blur: circular; noise: Gaussian, sigma = ``--sigma`` (default 1 %), seeded per image; no quantisation
   (the ``levin`` protocol);
 * score: PSNR on [0, 1] over the whole image (raw solver output, no clipping), mean over the images;
@@ -60,8 +61,12 @@ def pad_kernel(k: torch.Tensor, size: int) -> torch.Tensor:
     return out
 
 
-def make_problems(data: Path, n: int, crop: int, max_kernel: int, sigma: float, seed: int):
-    """``(x, y, kernels, names)``: sharp crops, blurred noisy observations, per-item kernels (float64)."""
+def make_problems(data: Path, n: int, crop: int, kernel_sizes: tuple[int, int], sigma: float, seed: int):
+    """``(x, y, kernels, names)``: sharp crops, blurred noisy observations, per-item kernels (float64).
+
+    Each kernel's longest side is shrunk to a size drawn uniformly from ``kernel_sizes = (lo, hi)`` (never
+    enlarged); all are zero-padded to ``hi x hi`` for batching.
+    """
     files = sorted((data / "train" / "BSDS500" / "train").glob("*.jpg"))
     if len(files) < n:
         raise SystemExit(f"need {n} BSDS500 train images under {data}, found {len(files)}")
@@ -69,13 +74,14 @@ def make_problems(data: Path, n: int, crop: int, max_kernel: int, sigma: float, 
     picks = rng.permutation(len(files))[:n]
     raw_kernels = scipy.io.loadmat(data / "train" / "kernels_schelten2015.mat")["kernels"][0]
     kpicks = rng.permutation(len(raw_kernels))[:n]
+    targets = rng.integers(kernel_sizes[0], kernel_sizes[1] + 1, size=n)
     xs, ks, names = [], [], []
-    for i, j in zip(picks, kpicks):
+    for i, j, target in zip(picks, kpicks, targets):
         img = read_image(files[i], mode="gray")[0].to(torch.float64)
         h, w = img.shape[-2:]
         top, left = (h - crop) // 2, (w - crop) // 2
         xs.append(img[:, top : top + crop, left : left + crop])
-        ks.append(pad_kernel(schelten_kernel(raw_kernels[j], max_kernel), max_kernel))
+        ks.append(pad_kernel(schelten_kernel(raw_kernels[j], int(target)), kernel_sizes[1]))
         names.append(f"{files[i].stem}_schelten{j:03d}")
     x = torch.stack(xs)
     kernels = torch.stack(ks)[:, None]
@@ -109,9 +115,10 @@ def print_table(title: str, rows, extra: str = "") -> float:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"), help="data root (PODM_DATA layout)")
-    ap.add_argument("--images", type=int, default=16)
-    ap.add_argument("--crop", type=int, default=128)
-    ap.add_argument("--max-kernel", type=int, default=31)
+    ap.add_argument("--images", type=int, default=32)
+    ap.add_argument("--crop", type=int, default=160)
+    ap.add_argument("--kernel-sizes", type=int, nargs=2, default=[31, 31], metavar=("LO", "HI"),
+                    help="shrink each kernel's longest side to a size drawn from [LO, HI] (px)")
     ap.add_argument("--sigma", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--mu", type=float, nargs="+", default=MU_GRID, help="TV weights to try")
@@ -122,9 +129,12 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    x, y, kernels, names = make_problems(args.data, args.images, args.crop, args.max_kernel, args.sigma, args.seed)
+    x, y, kernels, names = make_problems(
+        args.data, args.images, args.crop, tuple(args.kernel_sizes), args.sigma, args.seed
+    )
     sizes = [tuple(int(s) for s in torch.nonzero(k[0]).amax(0) - torch.nonzero(k[0]).amin(0) + 1) for k in kernels]
-    print(f"{len(names)} BSDS500-train crops {args.crop}x{args.crop}, Schelten kernels <= {args.max_kernel} px "
+    lo, hi = args.kernel_sizes
+    print(f"{len(names)} BSDS500-train crops {args.crop}x{args.crop}, Schelten kernels shrunk to {lo}..{hi} px "
           f"(support sizes {min(sizes)}..{max(sizes)}), circular blur, sigma {args.sigma:g}, seed {args.seed}")
     print(f"input (blurred) mean PSNR: {float(psnr(y, x).mean()):.3f} dB")
     print("images:", " ".join(names))

@@ -201,6 +201,13 @@ def test_pth_roundtrip_and_layouts(tmp_path):
     x = torch.rand(1, 1, 12, 12)
     with torch.no_grad():
         assert torch.equal(bank.denoise(x, bank.sigmas[2]), DenoiserBank(nets).denoise(x, bank.sigmas[2]))
+    # loading from an in-memory state dict copies: the new nets do not alias the source parameters
+    loaded = ircnn_nets_from_state(DenoiserBank(nets).state_dict())
+    with torch.no_grad():
+        nets[0].convs[0].weight.add_(1.0)
+        nets[0].convs[0].bias.add_(1.0)
+    assert not torch.equal(loaded[0].convs[0].weight, nets[0].convs[0].weight)
+    assert not torch.equal(loaded[0].convs[0].bias, nets[0].convs[0].bias)
 
 
 class _Payload:  # a pickled object a weights-only load must refuse

@@ -105,7 +105,7 @@ def solve_w_two_thirds(v: Tensor, beta: float) -> Tensor:
 
     With ``w = u^3``, ``t = |v|``, ``r = 2/(3 beta)``: ``u^4 - t u + r = 0``.  Ferrari: with ``m > 0`` a root
     of the resolvent ``m^3 - r m - t^2/8 = 0`` and ``s = sqrt(2 m)`` the quartic factors as
-    ``(u^2 - s u + m - t/s) (u^2 + s u + m + t/s)``; the second factor has no positive root, the first gives
+    ``(u^2 - s u + m - t/(2s)) (u^2 + s u + m + t/(2s))``; the second factor has no positive root, the first gives
     ``u = (s + sqrt(2 t / s - s^2)) / 2`` (the local minimum) when ``2 t / s > s^2``.  The resolvent's largest
     root is trigonometric when ``4 r^3 > 27 t^4 / 64`` (three real roots) and Cardano's
     ``A + r / (3 A)``, ``A = cbrt(t^2/16 + sqrt(t^4/256 - r^3/27))`` otherwise.
