@@ -5,7 +5,7 @@ Both solvers alternate a per-pixel step on gradient variables ``w ~ D x`` with a
 
     (D^T D + (mu / beta) K^T K) x = D^T z + (mu / beta) K^T y,
 
-which, with circular boundaries, every operator is diagonal in the Fourier basis and the solution is
+with circular boundaries every operator is diagonal in the Fourier basis, so the solution is
 
     X = (F(D^T z) + (mu / beta) conj(K_hat) Y_hat) / (|Dh_hat|^2 + |Dv_hat|^2 + (mu / beta) |K_hat|^2).
 
