@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Protocol calibration study (docs/protocol.md): TV and HL under candidate protocols vs the paper.
 
-    PODM_DATA=../shared/data python scripts/calibrate_protocol.py --out docs/protocol_runs.md
+    PODM_DATA=../shared/data python scripts/calibrate_protocol.py --out docs/protocol_calibration.md
 """
 
 from __future__ import annotations
@@ -31,13 +31,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="*", default=["tv", "hl"])
     parser.add_argument("--skip-sun", action="store_true")
+    parser.add_argument("--boundaries", nargs="*", default=["liu", "edgetaper"],
+                        help="boundary handling tried on valid candidates")
     parser.add_argument("--out", type=Path, default=Path("protocol_calibration.md"))
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     methods = {name: load_method(name) for name in args.methods}
     candidates = LEVIN_CANDIDATES + ([] if args.skip_sun else SUN_CANDIDATES)
-    rows = calibrate(methods, data_root(), candidates)
+    rows = calibrate(methods, data_root(), candidates, boundaries=args.boundaries)
     ranking = rank_protocols(rows)
     text = markdown(rows) + "\n| candidate | scoring | mean abs gap to paper (dB) | HL > TV |\n|---|---|---|---|\n"
     text += "".join(f"| {c} | {s} | {g:.2f} | {'yes' if h else 'NO'} |\n" for c, s, g, h in ranking)

@@ -3,7 +3,8 @@
 
 Images: grey (BT.601 luma) centre crops of BSDS500 *train* images (never Levin, Sun, BSD68 = BSDS val,
 or Set12). Kernels: real camera-shake kernels of Schelten et al. 2015 no larger than ``--max-kernel`` px.
-Circular blur, Gaussian noise ``--sigma`` (seeded per image), HQS with the official bank
+Circular blur, Gaussian noise ``--sigma`` (seeded per image) -- the shared tuning set of
+:mod:`podm_cli.data.tuning`; HQS with the official bank
 (:class:`podm_cli.methods.ircnn.IRCNN`), PSNR on [0, 1] over the whole crop. Prints a Markdown table.
 
     PODM_DATA=../shared/data .venv/bin/python scripts/choose_ircnn_floor.py
@@ -13,43 +14,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-import numpy as np
-import scipy.io
 import torch
 
 from podm_cli.data.locator import data_root
+from podm_cli.data.tuning import load_tuning_set
 from podm_cli.evaluation.metrics import psnr, ssim
-from podm_cli.imageio import read_image
 from podm_cli.methods.ircnn import IRCNN
 from podm_cli.nets import DenoiserBank
-from podm_cli.physics import Blur, add_gaussian_noise, image_seed
-
-
-def evenly(n: int, k: int) -> list[int]:
-    return sorted({round(float(v)) for v in np.linspace(0, n - 1, k)})
-
-
-def load_pairs(root: Path, count: int, crop: int, max_kernel: int):
-    files = sorted((root / "train/BSDS500/train").glob("*.jpg"))
-    files = [files[i] for i in evenly(len(files), count)]
-    mats = scipy.io.loadmat(root / "train/kernels_schelten2015.mat")["kernels"].ravel()
-    small = [np.asarray(k, dtype=np.float64) for k in mats if max(k.shape) <= max_kernel]
-    small = [small[i] for i in evenly(len(small), count)]
-    xs, ks, names = [], [], []
-    for f, k in zip(files, small):
-        x, _ = read_image(f, mode="gray")
-        h, w = x.shape[-2:]
-        t, l = (h - crop) // 2, (w - crop) // 2
-        xs.append(x[:, t : t + crop, l : l + crop])
-        k = np.clip(k, 0, None)
-        pad = np.zeros((max_kernel, max_kernel))
-        oy, ox = (max_kernel - k.shape[0]) // 2, (max_kernel - k.shape[1]) // 2
-        pad[oy : oy + k.shape[0], ox : ox + k.shape[1]] = k / k.sum()
-        ks.append(torch.from_numpy(pad))
-        names.append(f.stem)
-    return torch.stack(xs).double(), torch.stack(ks)[:, None], names
 
 
 def main() -> None:
@@ -66,13 +38,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     root = data_root(args.root)
 
-    x, k, names = load_pairs(root, args.images, args.crop, args.max_kernel)
-    y = add_gaussian_noise(Blur(k)(x), args.sigma, seed=[image_seed(n) for n in names]).float()
+    tuning = load_tuning_set(root, args.images, args.crop, args.max_kernel)  # podm_cli.data.tuning
+    x, k = tuning.sharp, tuning.kernels
+    y = tuning.observe(args.sigma)
     bank = DenoiserBank.from_keras_dir(root / "weights/ircnn_gray_keras")
-    print(
-        f"{len(names)} BSDS500-train crops {args.crop}x{args.crop}, Schelten kernels <= {args.max_kernel} px, "
-        f"circular blur, sigma {args.sigma}, {args.iterations} iterations"
-    )
+    print(f"{tuning.describe(args.sigma)}, {args.iterations} iterations")
     print(f"blurred input: {psnr(y.double(), x).mean():.2f} dB\n")
     print("| floor (0..255) | mean PSNR | mean SSIM | worst PSNR | best on # images | seconds |")
     print("|---:|---:|---:|---:|---:|---:|")

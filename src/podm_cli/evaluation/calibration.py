@@ -81,23 +81,35 @@ def restore_and_score(method, dataset, scorings: dict[str, Scoring], batch_size:
     }
 
 
-def calibrate(methods: dict, root, candidates: list[Candidate], progress=print) -> list[dict]:
-    """Rows (candidate, scoring, method, psnr, ssim, paper_psnr, gap) for every combination."""
+def calibrate(methods: dict, root, candidates: list[Candidate], boundaries=("liu",), progress=print) -> list[dict]:
+    """Rows (candidate, boundary, scoring, method, psnr, ssim, paper_psnr, gap) for every combination.
+
+    ``boundaries`` are tried on ``valid`` candidates (circular data needs no boundary handling).
+    """
     rows = []
     for candidate in candidates:
         dataset = make_dataset(candidate.protocol, root, sigma=candidate.sigma, limit=candidate.limit)
-        for name, method in methods.items():
-            tic = time.perf_counter()
-            scores = restore_and_score(method, dataset, SCORINGS)
-            progress(f"{candidate.label:<34} {name:<4} {time.perf_counter() - tic:6.1f} s")
-            for scoring, value in scores.items():
-                paper_psnr, paper_ssim = paper_numbers(name, candidate.protocol)
-                rows.append({
-                    "candidate": candidate.label, "mode": dataset.mode, "scoring": scoring, "method": name,
-                    "psnr": value["psnr"], "ssim": value["ssim"], "n_images": value["n"],
-                    "seconds_per_image": value["seconds"], "paper_psnr": paper_psnr, "paper_ssim": paper_ssim,
-                    "gap": None if paper_psnr is None else value["psnr"] - paper_psnr,
-                })
+        for boundary in boundaries if dataset.mode == "valid" else ("-",):
+            for name, method in methods.items():
+                method.boundary = boundary if boundary != "-" else method.boundary
+                tic = time.perf_counter()
+                scores = restore_and_score(method, dataset, SCORINGS)
+                label = candidate.label + ("" if boundary == "-" else f" ({boundary})")
+                progress(f"{label:<46} {name:<4} {time.perf_counter() - tic:6.1f} s")
+                rows += _rows(label, dataset.mode, name, candidate.protocol, scores)
+    return rows
+
+
+def _rows(label: str, mode: str, name: str, protocol: str, scores: dict) -> list[dict]:
+    rows = []
+    paper_psnr, paper_ssim = paper_numbers(name, protocol)
+    for scoring, value in scores.items():
+        rows.append({
+            "candidate": label, "mode": mode, "scoring": scoring, "method": name,
+            "psnr": value["psnr"], "ssim": value["ssim"], "n_images": value["n"],
+            "seconds_per_image": value["seconds"], "paper_psnr": paper_psnr, "paper_ssim": paper_ssim,
+            "gap": None if paper_psnr is None else value["psnr"] - paper_psnr,
+        })
     return rows
 
 

@@ -40,13 +40,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from podm_cli.errors import InputError
-from podm_cli.methods.base import Method, Requirements
+from podm_cli.methods.base import Method
+from podm_cli.methods.ircnn import IRCNN, OfficialBank
 from podm_cli.optim.objective import Deconvolution
 from podm_cli.optim.podm_solver import POST_SCHEDULE, podm_solve, sigma_schedule
 from podm_cli.optim.trace import SolverResult
@@ -55,19 +55,9 @@ from podm_cli.priors import Prior, build_prior
 __all__ = ["MU_RULES", "PODM"]
 
 MU_RULES = ("constant", "ircnn")
-_KERAS_RELPATH = "weights/ircnn_gray_keras"
 
 
-def _requirement_files() -> tuple[str, ...]:
-    try:
-        from podm_cli.nets.weights import IRCNN_COUNT, KERAS_RELPATH, keras_file
-
-        return tuple(f"{KERAS_RELPATH}/{keras_file(i)}" for i in range(IRCNN_COUNT))
-    except ImportError:  # pragma: no cover - nets not installed
-        return tuple(f"{_KERAS_RELPATH}/net{i}.hdf5" for i in range(1, 26))
-
-
-class PODM(Method):
+class PODM(OfficialBank, Method):
     """PODM with the official IRCNN denoiser bank and the lp-DCT prior (DESIGN §2).
 
     Args:
@@ -93,12 +83,7 @@ class PODM(Method):
 
     name = "podm"
     source = "recomputed (official IRCNN bank)"
-    requirements = Requirements(
-        files=_requirement_files(),
-        fetch="weights",
-        prefers_gpu=True,
-        notes=("official IRCNN grey denoisers (Keras, via dlut-dimt/PODM)",),
-    )
+    requirements = IRCNN.requirements  # the same official bank (weights/ircnn_gray_keras/net{1..25}.hdf5)
 
     def __init__(
         self,
@@ -149,11 +134,8 @@ class PODM(Method):
             raise InputError(f"precision must be float32, float64 or null, got {precision!r}")
         self.precision = precision
         self.clip = bool(clip)
-        self.weights = None if weights in (None, "", "null") else weights
-        self.data_root = data_root
-        self._bank = bank
+        self._init_bank(weights, data_root, bank)  # OfficialBank: weights root, lazy bank, .to(device)
         self._denoiser = denoiser
-        self._device: torch.device | None = None
         self.last_info: SolverResult | None = None
 
     # -- construction helpers --------------------------------------------------------------------------
@@ -170,40 +152,8 @@ class PODM(Method):
             return build_prior(cfg.pop("name", "lp_dct"), **cfg)
         raise InputError(f"prior must be a Prior, a name or a mapping, got {type(prior).__name__}")
 
-    def _weights_path(self, data_root=None) -> Path:
-        from podm_cli.nets.bank import default_keras_dir
-
-        root = data_root if data_root is not None else self.data_root
-        if self.weights is None:
-            return default_keras_dir(root)
-        from podm_cli.nets.factory import resolve_weights_path
-
-        return resolve_weights_path(self.weights, root)
-
-    def missing(self, data_root: Path) -> str | None:
-        if self._bank is not None or self._denoiser is not None:
-            return None
-        if self.weights is None:
-            return super().missing(data_root)
-        p = self._weights_path(data_root)
-        return None if p.exists() else f"{self.name} needs its weights {p}; run `podm data fetch weights`"
-
-    @property
-    def bank(self):
-        """The IRCNN denoiser bank, loaded on first use."""
-        if self._bank is None:
-            from podm_cli.nets.bank import DenoiserBank
-
-            p = self._weights_path()
-            bank = DenoiserBank.from_pth(p) if p.is_file() else DenoiserBank.from_keras_dir(p)
-            self._bank = bank.to(self._device) if self._device is not None else bank
-        return self._bank
-
-    def to(self, device: torch.device | str) -> PODM:
-        self._device = torch.device(device)
-        if self._bank is not None:
-            self._bank.to(self._device)
-        return self
+    def _needs_bank(self) -> bool:
+        return self._bank is None and self._denoiser is None
 
     def denoiser(self) -> Callable[[Tensor, float], Tensor]:
         """``denoiser(x, sigma)`` on (N, C, H, W) batches (grey nets applied per channel)."""
