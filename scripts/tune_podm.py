@@ -6,13 +6,17 @@ kernels, circular blur, 1 % noise) -- the set IRCNN's ``sigma_floor`` was chosen
 never Levin, Sun, BSD68 or Set12. Method: :class:`podm_cli.methods.podm.PODM` with the official IRCNN bank;
 30 stages from ``sigma_max = 48``; every other constant as in ``configs/method/podm.yaml`` unless the row
 changes it. Score: PSNR/SSIM on [0, 1] of the returned (clipped) estimate over the whole crop, mean over
-the images; ties go to the earlier (closer to the authors') row. The grid is pruned stage by stage:
+the images, at the eval budget (``max_iterations = stages = 30``); ties (to 0.01 dB) go to the earlier
+row, i.e. the one closer to the authors' constants. The grid is pruned stage by stage (a "walk" tries its
+values in order and stops at the first that does not improve on the best so far):
 
-1. ``mu_rule`` x ``sigma_min`` with the authors' ``prior.lam = 1e-4``;
-2. ``prior.lam`` in {1e-3, 3e-3} at the best of stage 1;
-3. ``descent_check = true`` at the best so far;
-4. the convergent tail: ``max_iterations = --tail`` with ``post_schedule = prox_gradient`` (and ``last``
-   with ``--with-last``) at the best so far -- reported, not chosen (the eval budget stays 30).
+1. ``mu_rule``: the authors' ``constant`` (1e-3) at ``sigma_min = 4``, and ``ircnn`` with ``sigma_min``
+   in ``--floors`` (the last denoiser level), all with the authors' ``prior.lam = 1e-4``;
+2. walk ``lamda_divisor`` over ``--divisors`` (the ``ircnn`` rule's ``mu`` scale; IRCNN's 3 first);
+3. walk ``prior.lam`` over ``--lams``;
+4. ``descent_check = true`` at the best so far;
+5. the convergent tail: ``max_iterations = --tail`` with ``post_schedule = prox_gradient`` (and ``last``
+   with ``--with-last``) at the best -- reported, not chosen (the eval budget stays ``stages``).
 
 Prints a Markdown table (docs/podm_defaults.md has the command, the table and the choice)::
 
@@ -33,11 +37,11 @@ from podm_cli.methods.ircnn import IRCNN
 from podm_cli.methods.podm import PODM
 from podm_cli.nets import DenoiserBank
 
-AUTHORS = {"mu_rule": "constant", "sigma_min": 4.0, "lam": 1e-4, "descent_check": False}
+AUTHORS = {"mu_rule": "constant", "sigma_min": 4.0, "lamda_divisor": 3.0, "lam": 1e-4, "descent_check": False}
 HEADER = (
-    "| stage | mu_rule | sigma_min | lam | descent | iterations / tail | PSNR | SSIM | worst | peak PSNR "
+    "| stage | mu_rule | sigma_min | divisor | lam | descent | iterations | PSNR | SSIM | worst | peak PSNR "
     "| PSNR @{stages} | acceptance | iterations run | converged | CPU s |\n"
-    "|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "|---|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
@@ -45,6 +49,7 @@ def podm_row(stage, cfg, bank, y, tuning, sigma, stages, tail=None, post="prox_g
     t0 = time.process_time()
     method = PODM(
         bank=bank, stages=stages, sigma_min=cfg["sigma_min"], mu_rule=cfg["mu_rule"],
+        lamda_divisor=cfg["lamda_divisor"],
         descent_check=cfg["descent_check"], max_iterations=tail, post_schedule=post,
         prior={"name": "lp_dct", "p": 0.8, "lam": cfg["lam"], "gst_iterations": 2},
     )
@@ -61,7 +66,7 @@ def podm_row(stage, cfg, bank, y, tuning, sigma, stages, tail=None, post="prox_g
     }
     authors = " (authors)" if cfg == AUTHORS and tail is None else ""
     print(
-        f"| {stage}{authors} | {cfg['mu_rule']} | {cfg['sigma_min']:g} | {cfg['lam']:g} | "
+        f"| {stage}{authors} | {cfg['mu_rule']} | {cfg['sigma_min']:g} | {cfg['lamda_divisor']:.3g} | {cfg['lam']:g} | "
         f"{'on' if cfg['descent_check'] else 'off'} | {row['budget']} | {row['psnr']:.2f} | {row['ssim']:.4f} | "
         f"{row['worst']:.2f} | {row['peak']:.2f} | {row['at_stages']:.2f} | {row['acc']:.2f} | {row['its']:.1f} | "
         f"{row['conv']} | {row['cpu']:.0f} |",
@@ -84,9 +89,10 @@ def main() -> None:
     ap.add_argument("--sigma", type=float, default=0.01)
     ap.add_argument("--stages", type=int, default=30)
     ap.add_argument("--floors", type=float, nargs="+", default=[4, 7.65, 13], help="sigma_min grid (0..255)")
-    ap.add_argument("--lams", type=float, nargs="+", default=[1e-3, 3e-3], help="stage-2 prior.lam grid")
-    ap.add_argument("--tail", type=int, default=100, help="stage-4 max_iterations (0: skip stage 4)")
-    ap.add_argument("--with-last", action="store_true", help="stage 4 also with post_schedule=last")
+    ap.add_argument("--divisors", type=float, nargs="+", default=[1.0, 1 / 3], help="stage-2 lamda_divisor walk")
+    ap.add_argument("--lams", type=float, nargs="+", default=[1e-3, 3e-3], help="stage-3 prior.lam walk")
+    ap.add_argument("--tail", type=int, default=100, help="stage-5 max_iterations (0: skip stage 5)")
+    ap.add_argument("--with-last", action="store_true", help="stage 5 also with post_schedule=last")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -105,23 +111,30 @@ def main() -> None:
         f"{ssim(ref, tuning.sharp).mean():.4f} ({time.process_time() - t0:.0f} CPU s)\n"
     )
     print(HEADER.format(stages=args.stages))
-    run = lambda stage, cfg, **kw: podm_row(stage, cfg, bank, y, tuning, args.sigma, args.stages, **kw)  # noqa: E731
+    run = lambda stage, cfg, **kw: podm_row(stage, cfg, bank, y, tuning, args.sigma, args.stages, **kw)
 
-    rows = []
-    for rule in ("constant", "ircnn"):  # 1. mu rule x last denoiser level (constant: ends only)
-        floors = args.floors if rule == "ircnn" else [args.floors[0], args.floors[-1]]
-        for floor in floors:
-            rows.append(run(1, {**AUTHORS, "mu_rule": rule, "sigma_min": floor}))
+    rows = [run(1, AUTHORS)]  # 1. mu rule (the authors' constant mu) x last denoiser level
+    for floor in args.floors:
+        rows.append(run(1, {**AUTHORS, "mu_rule": "ircnn", "sigma_min": floor}))
     chosen = best(rows)
-    for lam in args.lams:  # 2. prior weight
-        rows.append(run(2, {**chosen, "lam": lam}))
+
+    def walk(stage: int, key: str, values: list[float]) -> dict:
+        for v in values:
+            before = round(max(r["psnr"] for r in rows), 2)
+            rows.append(run(stage, {**best(rows), key: v}))
+            if round(rows[-1]["psnr"], 2) <= before:
+                break
+        return best(rows)
+
+    if chosen["mu_rule"] == "ircnn":
+        chosen = walk(2, "lamda_divisor", args.divisors)  # 2. mu scale of the ircnn rule
+    chosen = walk(3, "lam", args.lams)  # 3. prior weight
+    rows.append(run(4, {**chosen, "descent_check": True}))  # 4. descent check
     chosen = best(rows)
-    rows.append(run(3, {**chosen, "descent_check": True}))  # 3. descent check
-    chosen = best(rows)
-    if args.tail:  # 4. convergent tail (reported only)
-        run(4, chosen, tail=args.tail)
+    if args.tail:  # 5. convergent tail (reported only)
+        run(5, chosen, tail=args.tail)
         if args.with_last:
-            run(4, chosen, tail=args.tail, post="last")
+            run(5, chosen, tail=args.tail, post="last")
     print(f"\nchosen (best mean PSNR at {args.stages} iterations): {chosen}")
     print(f"total {time.process_time() - t_start:.0f} CPU s")
 

@@ -8,8 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
+
+# `make test` runs two xdist workers on two cores: one intra-op thread each avoids oversubscription
+# (small FFTs and convolutions are several times slower with two threads on a loaded 2-core machine).
+torch.set_num_threads(1)
 
 
 def shared_data_dir() -> Path | None:
@@ -31,7 +36,7 @@ def data_dir() -> Path:
 
 def run_podm(args: list[str], cwd: Path, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``podm ARGS`` in a fresh interpreter from ``cwd`` (as a user's shell would)."""
-    full_env = {**os.environ, **(env or {})}
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "podm_cli.cli", *args],
         cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,

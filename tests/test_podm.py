@@ -309,6 +309,7 @@ def test_podm_loads_weights_from_the_root_that_missing_checked(monkeypatch, tmp_
 
 
 def test_podm_config_matches_constructor():
+    """``PODM()`` is what ``configs/method/podm.yaml`` builds (the eval defaults of docs/podm_defaults.md)."""
     import inspect
 
     import yaml
@@ -317,10 +318,43 @@ def test_podm_config_matches_constructor():
     assert cfg.pop("_target_") == "podm_cli.methods.podm.PODM"
     params = inspect.signature(PODM.__init__).parameters
     assert set(cfg) <= set(params)
-    for key in ("L", "alpha", "mu", "C", "tol", "stages", "sigma_max", "sigma_min"):
+    for key in set(cfg) - {"prior", "weights"}:
         assert cfg[key] == params[key].default, key
+    # chosen on disjoint data: IRCNN's mu rule at divisor 1; everything else the authors' constants
+    assert (cfg["mu_rule"], cfg["lamda_divisor"]) == ("ircnn", 1.0)
+    assert (cfg["L"], cfg["alpha"], cfg["C"], cfg["mu"], cfg["stages"], cfg["sigma_max"], cfg["sigma_min"]) == (
+        1.0, 1e-3, 0.08, 1e-3, 30, 48.0, 4.0
+    )
+    assert cfg["descent_check"] is False and cfg["max_iterations"] is None
     method = PODM(**cfg, denoiser=gauss_denoiser)
-    assert method.prior.p == 0.8 and method.prior.lam == 1e-4 and method.prior.gst_iterations == 2
+    default = PODM(denoiser=gauss_denoiser)
+    for m in (method, default):
+        assert m.prior.p == 0.8 and m.prior.lam == 1e-4 and m.prior.gst_iterations == 2
+    sig = torch.tensor([0.01])
+    assert torch.allclose(torch.stack(method.mu_schedule(sig)), torch.stack(default.mu_schedule(sig)))
+    # mu_l = sigma_n^2 / sigma_l^2 (divisor 1): 0.01^2 / (48/255)^2 at the first stage, ... at 4/255 last
+    assert float(method.mu_schedule(sig)[0]) == pytest.approx(1e-4 / (48 / 255) ** 2, rel=1e-6)
+    assert float(method.mu_schedule(sig)[-1]) == pytest.approx(1e-4 / (4 / 255) ** 2, rel=1e-6)
+    with pytest.raises(Exception, match="lamda_divisor"):
+        PODM(lamda_divisor=0.0, denoiser=gauss_denoiser)
+
+
+def test_authors_preset_composes_to_the_authors_constants():
+    """``method=podm_authors`` (configs/method/podm_authors.yaml extends podm.yaml in the same group)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from podm_cli.apps.schema import register_schemas
+
+    register_schemas()
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    with initialize_config_dir(config_dir=str(configs), version_base=None):
+        cfg = compose("converge", overrides=["method@podm=podm_authors"])
+    m = instantiate(cfg.podm, denoiser=gauss_denoiser)
+    assert isinstance(m, PODM) and m.mu_rule == "constant" and m.mu_schedule(torch.tensor([0.01])) == 1e-3
+    assert (m.L, m.alpha, m.C, m.tol, m.stages, m.sigma_max, m.sigma_min) == (1.0, 1e-3, 0.08, 1e-4, 30, 48.0, 4.0)
+    assert (m.prior.p, m.prior.lam, m.prior.gst_iterations) == (0.8, 1e-4, 2)
+    assert not m.descent_check and m.max_iterations is None and m.post_schedule == "prox_gradient"
 
 
 @pytest.mark.gpu

@@ -2,16 +2,34 @@
 
 Real photographs are ``valid`` observations (the scene continues beyond the frame), so methods extend
 them (Liu-Jia wrap-around by default) before their FFT solves. Colour images are restored channel by
-channel with the same kernel, or on the luminance only (``color="ycbcr"``). Every check on the inputs
-happens before any work, and outputs are written atomically: a failure never leaves a file behind.
+channel with the same kernel, or on the luminance only (``color="ycbcr"``). Images larger than a memory
+budget are restored in overlapping tiles with blended seams (:mod:`podm_cli.tiling`). 8- and 16-bit
+PNG/TIFF and JPEG are read; the result keeps the input's format and bit depth (JPEG: 8 bits).
+
+Every check on the inputs (files, kernels, output folders, existing outputs) happens before any work, and
+outputs are written atomically: a failure never leaves a file behind.
+
+Example (a stand-in method; real ones come from ``configs/method/``)::
+
+    >>> import torch
+    >>> from podm_cli.methods.base import Method
+    >>> class Identity(Method):
+    ...     name = "identity"
+    ...     def restore_circular(self, y, kernel, sigma):
+    ...         return y
+    >>> x, sigma = restore_image(torch.rand(3, 40, 50), torch.ones(5, 5) / 25, Identity(), sigma=0.01)
+    >>> tuple(x.shape), sigma
+    ((3, 40, 50), 0.01)
 """
 
 from __future__ import annotations
 
 import glob
+import re
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -21,9 +39,14 @@ from podm_cli.imageio import read_image, write_image
 from podm_cli.kernels import load_kernel, validate_kernel
 from podm_cli.methods.base import Method
 from podm_cli.noise_level import estimate_noise_sigma
+from podm_cli.tiling import StageBlender, TilePlan, blend_tiles, memory_per_pixel, plan_tiles
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 OUTPUT_TAG = "_podm"
+STAGE_TAG = "_stage"
+#: Kernel files looked for beside an image (``IMAGE_kernel.png`` first) or in ``kernel=DIR``.
+KERNEL_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".npy", ".npz", ".mat", ".txt", ".csv", ".dlm")
+DEFAULT_MEMORY_BUDGET_MB = 2048.0
 
 
 @dataclass
@@ -31,6 +54,28 @@ class DeblurJob:
     image: Path
     kernel: Path
     output: Path
+
+    @property
+    def stage_pattern(self) -> str:
+        """Glob of this job's stage files (``<stem>_podm_stage*<ext>``)."""
+        return f"{glob.escape(self.output.stem)}{STAGE_TAG}*{self.output.suffix}"
+
+    def stage_path(self, number: int, width: int = 2) -> Path:
+        return self.output.with_name(f"{self.output.stem}{STAGE_TAG}{number:0{width}d}{self.output.suffix}")
+
+
+@dataclass
+class DeblurOptions:
+    """How ``podm deblur`` restores each image (the config keys of ``configs/deblur.yaml``)."""
+
+    sigma: float | str = "auto"
+    color: str = "rgb"
+    device: str = "cpu"
+    tile: int | str | None = "auto"
+    overlap: int | str = "auto"
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB
+    save_stages: bool = False
+    overwrite: bool = False
 
 
 @dataclass
@@ -40,53 +85,130 @@ class DeblurResult:
     size: tuple[int, ...]
     seconds: float
     sigma: float
+    bit_depth: int = 8
+    tiles: int = 1
+    sigma_auto: bool = False
+    stage_files: list[Path] = field(default_factory=list)
+
+    def summary(self, method: str = "") -> str:
+        """The one-line report of ``podm deblur`` for this image."""
+        c, h, w = self.size
+        parts = [f"{self.image} -> {self.output}", f"{w}x{h}x{c} {self.bit_depth}-bit"]
+        if method:
+            parts.append(method)
+        parts.append(f"{self.seconds:.2f} s")
+        parts.append(f"sigma {self.sigma * 255:.2f}/255" + (" (auto)" if self.sigma_auto else ""))
+        if self.tiles > 1:
+            parts.append(f"{self.tiles} tiles")
+        if self.stage_files:
+            parts.append(f"{len(self.stage_files)} stage files")
+        return "  ".join(parts)
 
 
+# ------------------------------------------------------------------------------------------- inputs
 def expand_inputs(items: list[str]) -> list[Path]:
-    """Files, folders (their images, sorted) and glob patterns -> image paths (restored outputs skipped)."""
+    """Files, folders (their images, sorted) and glob patterns -> image paths.
+
+    Inside folders and glob matches, kernel images (``*_kernel.*``, ``*_psf.*``) and podm's own outputs
+    (``*_podm.*``, ``*_podm_stageNN.*``) are skipped; a file named explicitly is always taken.
+    """
     paths: list[Path] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
             found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
-        elif any(ch in item for ch in "*?["):
+            found = [q for q in found if not _is_companion(q)]
+        elif any(ch in item for ch in "*?[") and not p.exists():
             found = sorted(Path(q) for q in glob.glob(item))
             if not found:
                 raise InputError(f"no file matches {item}")
+            found = [q for q in found if not _is_companion(q)]
         elif p.exists():
             found = [p]
         else:
             raise InputError(f"image not found: {item}")
-        paths += [q for q in found if q.is_file() and not _is_companion(q)]
+        paths += [q for q in found if q.is_file()]
     if not paths:
         raise InputError("no input image given (podm deblur IMAGE [IMAGE|DIR|GLOB ...] kernel=K)")
     return list(dict.fromkeys(paths))
 
 
+_OUTPUT_STEM = re.compile(rf"{OUTPUT_TAG}({STAGE_TAG}\d+)?$")
+
+
 def _is_companion(path: Path) -> bool:
     """Kernel images beside the photos and our own outputs are not inputs."""
     stem = path.stem.lower()
-    return stem.endswith(("_kernel", "_psf")) or stem.endswith(OUTPUT_TAG)
+    return stem.endswith(("_kernel", "_psf")) or bool(_OUTPUT_STEM.search(stem))
 
 
-def plan_jobs(images: list[Path], kernel: str | None, out_dir: str | None, overwrite: bool) -> list[DeblurJob]:
-    """Pair each image with its kernel and output path, refusing what cannot succeed before any work."""
-    jobs = []
+def find_kernel(image: Path, kernel: str | None) -> Path:
+    """The kernel file for ``image``: ``kernel`` itself (a file), a match in ``kernel`` (a folder), or the
+    companion ``IMAGE_kernel.<ext>`` beside the image when ``kernel`` is None.
+
+    In a folder, ``<stem>_kernel.<ext>``, ``<stem>_psf.<ext>`` and ``<stem>_<anything>_psf.<ext>`` are
+    recognised (the last is the Lai et al. 2016 layout: ``kernels/boat1_09_cho_psf.png``); several
+    candidates are an error, not a guess.
+    """
+    if kernel is not None:
+        k = Path(kernel)
+        if k.is_file():
+            return k
+        if not k.is_dir():
+            raise InputError(f"kernel file not found: {k}")
+        stem = glob.escape(image.stem)
+        candidates = [q for pattern in (f"{stem}_kernel.*", f"{stem}_psf.*", f"{stem}_*_psf.*")
+                      for q in sorted(k.glob(pattern)) if q.suffix.lower() in KERNEL_SUFFIXES]
+        candidates = list(dict.fromkeys(candidates))
+        if len(candidates) == 1:
+            return candidates[0]
+        if not candidates:
+            raise InputError(f"no kernel for {image} in {k} (looked for {image.stem}_kernel.*, {image.stem}_psf.*, "
+                             f"{image.stem}_*_psf.*)")
+        raise InputError(f"several kernels for {image} in {k}: {', '.join(q.name for q in candidates)}; "
+                         f"pass kernel=FILE")
+    for suffix in KERNEL_SUFFIXES:
+        companion = image.with_name(f"{image.stem}_kernel{suffix}")
+        if companion.is_file():
+            return companion
+    raise InputError(f"no kernel for {image}: pass kernel=FILE (or a folder) or put {image.stem}_kernel.png "
+                     f"beside it")
+
+
+def plan_jobs(images: list[Path], kernel: str | None, out_dir: str | None, overwrite: bool,
+              save_stages: bool = False) -> list[DeblurJob]:
+    """Pair each image with its kernel and output path, refusing what cannot succeed before any work.
+
+    Every kernel is loaded and validated here (empty, all-zero, NaN, negative), every output folder is
+    proven writable, and existing outputs (and stage files with ``save_stages``) are refused unless
+    ``overwrite``; checks that need the image's size happen when it is read.
+    """
+    jobs: list[DeblurJob] = []
+    checked_kernels: set[Path] = set()
+    checked_folders: set[Path] = set()
+    outputs: dict[Path, Path] = {}
     for image in images:
-        if kernel is not None:
-            kernel_path = Path(kernel)
-        else:
-            kernel_path = image.with_name(f"{image.stem}_kernel.png")
-            if not kernel_path.exists():
-                raise InputError(f"no kernel for {image}: pass kernel=FILE or put {kernel_path.name} beside it")
-        if not kernel_path.is_file():
-            raise InputError(f"kernel file not found: {kernel_path}")
+        kernel_path = find_kernel(image, kernel)
+        if kernel_path not in checked_kernels:
+            load_kernel(kernel_path)  # raises InputError with the file's name
+            checked_kernels.add(kernel_path)
         folder = Path(out_dir) if out_dir else image.parent
         output = folder / f"{image.stem}{OUTPUT_TAG}{image.suffix}"
+        if output.resolve() in outputs:
+            raise InputError(f"{image} and {outputs[output.resolve()]} would both be written to {output}; "
+                             f"restore them in separate runs or with different out=")
+        outputs[output.resolve()] = image
         if output.exists() and not overwrite:
             raise InputError(f"{output} exists (pass overwrite=true to replace it)")
-        _check_writable(folder)
-        jobs.append(DeblurJob(image, kernel_path, output))
+        job = DeblurJob(image, kernel_path, output)
+        if save_stages and not overwrite:
+            existing = sorted(folder.glob(job.stage_pattern)) if folder.is_dir() else []
+            if existing:
+                raise InputError(f"{existing[0]} exists (pass overwrite=true to replace the stage files)")
+        if folder not in checked_folders:
+            _check_writable(folder)
+            checked_folders.add(folder)
+        jobs.append(job)
     return jobs
 
 
@@ -98,46 +220,6 @@ def _check_writable(folder: Path) -> None:
             pass
     except OSError as exc:
         raise InputError(f"cannot write to output folder {folder}: {exc.strerror or exc}") from None
-
-
-def _rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
-    r, g, b = x[0], x[1], x[2]
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    return torch.stack([y, (b - y) * 0.564 + 0.5, (r - y) * 0.713 + 0.5])
-
-
-def _ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    y, cb, cr = x[0], x[1] - 0.5, x[2] - 0.5
-    r = y + 1.403 * cr
-    b = y + 1.773 * cb
-    g = (y - 0.299 * r - 0.114 * b) / 0.587
-    return torch.stack([r, g, b])
-
-
-def restore_image(
-    image: torch.Tensor, kernel: torch.Tensor, method: Method, sigma: float | str = "auto",
-    color: str = "rgb", device: str = "cpu",
-) -> tuple[torch.Tensor, float]:
-    """Restore a (C, H, W) image in [0, 1]; returns (restored (C, H, W), sigma used)."""
-    if color not in ("rgb", "ycbcr"):
-        raise InputError(f"color must be rgb or ycbcr, got {color!r}")
-    work = image
-    luminance_only = color == "ycbcr" and image.shape[0] == 3
-    if luminance_only:
-        work = _rgb_to_ycbcr(image)[:1]
-    y = work.unsqueeze(1).to(device=device, dtype=torch.float32)  # channels as a batch of grey images
-    if sigma == "auto":
-        sigma_value = float(estimate_noise_sigma(y).mean())
-    else:
-        sigma_value = float(sigma)
-    sigma_value = max(sigma_value, 1e-4)
-    x = method(y, kernel.to(device=device, dtype=torch.float32), sigma_value, mode="valid")
-    x = x.squeeze(1).clamp(0, 1).cpu()
-    if luminance_only:
-        ycc = _rgb_to_ycbcr(image)
-        ycc[0] = x[0]
-        x = _ycbcr_to_rgb(ycc).clamp(0, 1)
-    return x, sigma_value
 
 
 def parse_sigma(value) -> float | str:
@@ -153,13 +235,173 @@ def parse_sigma(value) -> float | str:
     return sigma
 
 
-def run_job(job: DeblurJob, method: Method, sigma, color: str, device: str, overwrite: bool) -> DeblurResult:
+def parse_tile(value) -> int | str | None:
+    """``auto``, ``0`` / ``none`` / ``off`` (never tile) or a tile side in pixels."""
+    if value is None or value is False:
+        return None
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v == "auto":
+            return "auto"
+        if v in ("none", "off", "null", "0", "false"):
+            return None
+    try:
+        side = int(value)
+    except (TypeError, ValueError):
+        raise InputError(f"tile must be auto, 0 (never tile) or a tile side in pixels, got {value!r}") from None
+    if side < 0 or side != float(value):
+        raise InputError(f"tile must be auto, 0 (never tile) or a positive tile side in pixels, got {value!r}")
+    return side or None
+
+
+# --------------------------------------------------------------------------------------- restoring
+def _rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
+    r, g, b = x[0], x[1], x[2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    return torch.stack([y, (b - y) * 0.564 + 0.5, (r - y) * 0.713 + 0.5])
+
+
+def _ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    y, cb, cr = x[0], x[1] - 0.5, x[2] - 0.5
+    r = y + 1.403 * cr
+    b = y + 1.773 * cb
+    g = (y - 0.299 * r - 0.114 * b) / 0.587
+    return torch.stack([r, g, b])
+
+
+def tile_plan(image_shape: tuple[int, ...], kernel_shape: tuple[int, int], method: Method, color: str = "rgb",
+              tile: int | str | None = "auto", overlap: int | str = "auto",
+              memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB) -> TilePlan:
+    """How :func:`restore_image` restores a ``(C, H, W)`` image (see :func:`podm_cli.tiling.plan_tiles`)."""
+    c, h, w = image_shape
+    channels = 1 if color == "ycbcr" and c == 3 else c
+    return plan_tiles(h, w, channels, tuple(kernel_shape), memory_per_pixel(method), tile, overlap, memory_budget_mb,
+                      boundary=getattr(method, "boundary", "liu"))
+
+
+def restore_image(
+    image: torch.Tensor, kernel: torch.Tensor, method: Method, sigma: float | str = "auto",
+    color: str = "rgb", device: str = "cpu", *, tile: int | str | None = "auto", overlap: int | str = "auto",
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB, plan: TilePlan | None = None,
+    stages: StageBlender | None = None, on_tile: Callable[[int, int], None] | None = None,
+) -> tuple[torch.Tensor, float]:
+    """Restore a (C, H, W) image in [0, 1]; returns (restored (C, H, W), sigma used).
+
+    ``sigma="auto"`` estimates the noise level once on the whole image (so every tile uses the same one).
+    ``plan`` (else ``tile``/``overlap``/``memory_budget_mb``) decides the tiling (:mod:`podm_cli.tiling`);
+    ``stages`` collects each stage's estimate of methods that have stages (:attr:`Method.stage_callback`);
+    ``on_tile(done, total)`` reports progress.
+    """
+    if color not in ("rgb", "ycbcr"):
+        raise InputError(f"color must be rgb or ycbcr, got {color!r}")
+    work = image
+    luminance_only = color == "ycbcr" and image.shape[0] == 3
+    if luminance_only:
+        work = _rgb_to_ycbcr(image)[:1]
+    work = work.to(torch.float32)
+    if sigma == "auto":
+        sigma_value = float(estimate_noise_sigma(work.unsqueeze(1)).mean())
+    else:
+        sigma_value = float(sigma)
+    sigma_value = max(sigma_value, 1e-4)
+    if plan is None:
+        plan = tile_plan(tuple(image.shape), tuple(kernel.shape[-2:]), method, color, tile, overlap,
+                         memory_budget_mb)
+    kernel_dev = kernel.to(device=device, dtype=torch.float32)
+
+    def restore(part: torch.Tensor) -> torch.Tensor:
+        """(C, h, w) valid observation -> (C, h, w) estimate, ``plan.channel_batch`` channels per call."""
+        if stages is not None:
+            stages.start_tile(tuple(part.shape))
+        out = []
+        for lo in range(0, part.shape[0], plan.channel_batch):
+            hi = min(lo + plan.channel_batch, part.shape[0])
+            if stages is not None:
+                stages.channels = (lo, hi)
+            y = part[lo:hi].unsqueeze(1).to(device=device, dtype=torch.float32)  # channels as a batch
+            x = method(y, kernel_dev, sigma_value, mode="valid")
+            out.append(x.squeeze(1).to("cpu", torch.float32).clamp(0, 1))
+        return torch.cat(out) if len(out) > 1 else out[0]
+
+    def extend(whole: torch.Tensor):
+        from podm_cli.physics import extend_for_deconv
+
+        ext, crop = extend_for_deconv(whole.unsqueeze(1), kernel.to(torch.float32), method=method.boundary,
+                                      taper_iterations=method.edgetaper_iterations)
+        return ext.squeeze(1), crop
+
+    previous = method.stage_callback
+    method.stage_callback = stages.collect if stages is not None else None
+    try:
+        x = blend_tiles(work, plan, restore, extend, on_tile=on_tile, stages=stages)
+    finally:
+        method.stage_callback = previous
+    return finish_colour(x, image, luminance_only), sigma_value
+
+
+def finish_colour(x: torch.Tensor, image: torch.Tensor, luminance_only: bool) -> torch.Tensor:
+    """Clip a restored work image to [0, 1]; with ``luminance_only`` put it back with ``image``'s chroma."""
+    x = x.clamp(0, 1)
+    if not luminance_only:
+        return x
+    ycc = _rgb_to_ycbcr(image.to(torch.float32))
+    ycc[0] = x[0]
+    return _ycbcr_to_rgb(ycc).clamp(0, 1)
+
+
+def run_job(job: DeblurJob, method: Method, options: DeblurOptions | None = None, *,
+            on_tile: Callable[[int, int], None] | None = None,
+            on_plan: Callable[[TilePlan], None] | None = None) -> DeblurResult:
+    """Read, restore and write one image (and its stage files); nothing is left behind on failure.
+
+    ``on_plan(plan)`` is called once the tiles are known (before any work), ``on_tile(done, total)`` after
+    each tile.
+    """
+    options = options or DeblurOptions()
     image, bit_depth = read_image(job.image, mode="keep")
     kernel = validate_kernel(load_kernel(job.kernel), image_shape=tuple(image.shape[-2:]), name=str(job.kernel))
-    start = time.perf_counter()
-    restored, sigma_used = restore_image(image, kernel, method, sigma, color, device)
-    seconds = time.perf_counter() - start
-    job.output.parent.mkdir(parents=True, exist_ok=True)
-    write_image(job.output, restored, bit_depth=bit_depth if job.output.suffix.lower() not in (".jpg", ".jpeg") else 8,
-                overwrite=overwrite)
-    return DeblurResult(job.image, job.output, tuple(image.shape), seconds, sigma_used)
+    plan = tile_plan(tuple(image.shape), tuple(kernel.shape), method, options.color, options.tile,
+                     options.overlap, options.memory_budget_mb)
+    if on_plan is not None:
+        on_plan(plan)
+    stages = None
+    if options.save_stages:
+        ram = max(float(options.memory_budget_mb) * 2**20 / 2, 0.0)
+        stages = StageBlender(ram_bytes=ram, spill_dir=job.output.parent)
+    try:
+        start = time.perf_counter()
+        restored, sigma_used = restore_image(image, kernel, method, options.sigma, options.color, options.device,
+                                             plan=plan, stages=stages, on_tile=on_tile)
+        seconds = time.perf_counter() - start
+        depth = 8 if job.output.suffix.lower() in (".jpg", ".jpeg", ".bmp") else bit_depth
+        written: list[Path] = []
+        try:
+            if stages is not None and len(stages):
+                luminance_only = options.color == "ycbcr" and image.shape[0] == 3
+                width = max(2, len(str(len(stages))))
+                for number, estimate in enumerate(stages.stages(), start=1):
+                    path = job.stage_path(number, width)
+                    write_image(path, finish_colour(estimate, image, luminance_only), bit_depth=depth,
+                                overwrite=options.overwrite)
+                    written.append(path)
+            job.output.parent.mkdir(parents=True, exist_ok=True)
+            write_image(job.output, restored, bit_depth=depth, overwrite=options.overwrite)
+        except BaseException:
+            for path in written:  # all or nothing: stage files of a failed job are removed
+                path.unlink(missing_ok=True)
+            raise
+        if stages is not None and options.overwrite:
+            _remove_stale_stages(job, keep=set(written))
+    finally:
+        if stages is not None:
+            stages.close()
+    return DeblurResult(job.image, job.output, tuple(image.shape), seconds, sigma_used, bit_depth=depth,
+                        tiles=plan.n_tiles, sigma_auto=options.sigma == "auto", stage_files=written)
+
+
+def _remove_stale_stages(job: DeblurJob, keep: set[Path]) -> None:
+    """After an overwrite, stage files of an earlier, longer run would be mistaken for this run's."""
+    pattern = re.compile(rf"{re.escape(job.output.stem)}{STAGE_TAG}\d+{re.escape(job.output.suffix)}$")
+    for path in job.output.parent.glob(job.stage_pattern):
+        if path not in keep and pattern.fullmatch(path.name):
+            path.unlink(missing_ok=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -11,25 +13,66 @@ from podm_cli.data.locator import data_root
 
 def main(cfg: DictConfig) -> None:
     from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from podm_cli.restore import expand_inputs, parse_sigma, plan_jobs, run_job
+    from podm_cli.restore import DeblurOptions, expand_inputs, parse_sigma, parse_tile, plan_jobs, run_job
 
-    console = Console(stderr=False)
-    sigma = parse_sigma(cfg.sigma)
-    device = resolve_device(cfg.device)
-    jobs = plan_jobs(expand_inputs(list(cfg.inputs)), cfg.kernel, cfg.out, cfg.overwrite)
+    options = DeblurOptions(
+        sigma=parse_sigma(cfg.sigma),
+        color=str(cfg.color),
+        device=resolve_device(cfg.device),
+        tile=parse_tile(cfg.tile),
+        overlap=cfg.overlap,
+        memory_budget_mb=_positive_number(cfg.memory_budget_mb, "memory_budget_mb"),
+        save_stages=bool(cfg.save_stages),
+        overwrite=bool(cfg.overwrite),
+    )
+    if options.color not in ("rgb", "ycbcr"):
+        from podm_cli.errors import InputError
+
+        raise InputError(f"color must be rgb or ycbcr, got {options.color!r}")
+    jobs = plan_jobs(expand_inputs(list(cfg.inputs)), cfg.kernel, cfg.out, options.overwrite, options.save_stages)
     method_cfg = OmegaConf.to_container(cfg.method, resolve=True)
-    method = instantiate(method_cfg, boundary=str(cfg.operator.boundary.value if hasattr(cfg.operator.boundary, "value")
-                                                  else cfg.operator.boundary),
+    boundary = cfg.operator.boundary
+    method = instantiate(method_cfg, boundary=str(getattr(boundary, "value", boundary)),
                          edgetaper_iterations=cfg.operator.edgetaper_iterations)
     missing = method.missing(data_root(cfg.data.root))
     if missing:
         from podm_cli.errors import DataNotFoundError
 
         raise DataNotFoundError(missing)
-    method.to(device)
-    for job in jobs:
-        result = run_job(job, method, sigma, cfg.color, device, cfg.overwrite)
-        h, w = result.size[-2:]
-        console.print(f"{result.image} -> {result.output}  {w}x{h}x{result.size[0]}  "
-                      f"{result.seconds:.2f} s  sigma {result.sigma * 255:.2f}/255")
+    method.to(options.device)
+
+    stderr = Console(stderr=True)
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=stderr, transient=True, disable=not (cfg.progress and stderr.is_terminal),
+    )
+    with progress:
+        images = progress.add_task("images", total=len(jobs))
+        tiles = progress.add_task("tiles", total=1, visible=False)
+        for job in jobs:
+            progress.update(images, description=f"images ({job.image.name})")
+
+            def on_plan(plan, _tiles=tiles):
+                progress.reset(_tiles, total=plan.n_tiles, visible=plan.tiled)
+
+            def on_tile(done, total, _tiles=tiles):
+                progress.update(_tiles, completed=done)
+
+            result = run_job(job, method, options, on_tile=on_tile, on_plan=on_plan)
+            progress.advance(images)
+            # One line per image on stdout (above the live bar on a terminal; never wrapped).
+            print(result.summary(method.name), file=sys.stdout, flush=True)
+
+
+def _positive_number(value, what: str) -> float:
+    from podm_cli.errors import InputError
+
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a positive number, got {value!r}") from None
+    if not number > 0:
+        raise InputError(f"{what} must be a positive number, got {value!r}")
+    return number

@@ -13,7 +13,7 @@ from podm_cli.apps.common import resolve_device, resolve_dtype
 from podm_cli.data.locator import data_root
 from podm_cli.errors import PodmError
 
-PROTOCOLS = ("levin", "levin_valid", "levin_real", "sun", "sun_substitute")
+from podm_cli.data.datasets import PROTOCOLS
 
 
 def build_methods(cfg: DictConfig) -> dict:

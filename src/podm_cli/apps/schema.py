@@ -61,7 +61,7 @@ class DatasetConfig:
 @dataclass
 class EvalConfig:
     methods: Optional[List[str]] = None  # null: every method in method_cfg
-    datasets: List[str] = field(default_factory=lambda: ["levin", "sun"])
+    datasets: List[str] = field(default_factory=lambda: ["levin_valid_whole", "sun"])
     limit: Optional[int] = None
     resume: bool = False
     device: str = "auto"

@@ -32,6 +32,7 @@ PAPER_TABLE: dict[str, dict[str, tuple[float, float]]] = {
 PAPER_COLUMN = {
     "levin": "levin",
     "levin_valid": "levin",
+    "levin_valid_whole": "levin",
     "levin_real": "levin",
     "sun": "sun",
     "sun_substitute": "sun",

@@ -47,6 +47,11 @@ class Method:
     name: str = "method"
     source: str = "recomputed"
     requirements: Requirements = Requirements()
+    #: Optional ``stage_callback(index, x)``: methods with stages (IRCNN's iterations, PODM's stages) report
+    #: each stage's estimate through :meth:`_emit_stage`, cropped like the result (``podm deblur
+    #: save_stages=true``). ``None`` (default) costs nothing.
+    stage_callback = None
+    _stage_crop: tuple[slice, slice] | None = None
 
     def __init__(self, mode: str = "circular", boundary: str = "liu", edgetaper_iterations: int = 3):
         self.mode = mode
@@ -70,6 +75,16 @@ class Method:
             )
         return None
 
+    def _emit_stage(self, index: int, x: Tensor) -> None:
+        """Hand stage ``index``'s estimate (the circular-domain iterate) to :attr:`stage_callback`, if set."""
+        if self.stage_callback is not None:
+            crop = self._stage_crop
+            self.stage_callback(index, x if crop is None else x[..., crop[0], crop[1]])
+
+    def _stage_hook(self):
+        """``_emit_stage`` as a solver ``callback(index, x, record)``, or ``None`` when nobody listens."""
+        return None if self.stage_callback is None else (lambda index, x, _record: self._emit_stage(index, x))
+
     def to(self, device: torch.device | str) -> "Method":
         """Move learned parameters (if any) to ``device``; returns ``self``."""
         return self
@@ -82,6 +97,7 @@ class Method:
             sigma_t = sigma_t.expand(y.shape[0])
         kernel = kernel.to(device=y.device, dtype=y.dtype)
         if mode == "circular":
+            self._stage_crop = None
             return self.restore_circular(y, kernel, sigma_t)
         if mode != "valid":
             raise ValueError(f"unknown blur mode {mode!r} (circular | valid)")
@@ -90,5 +106,6 @@ class Method:
         y_ext, crop = extend_for_deconv(
             y, kernel, method=self.boundary, taper_iterations=self.edgetaper_iterations
         )
+        self._stage_crop = crop
         x_ext = self.restore_circular(y_ext, kernel, sigma_t)
         return x_ext[..., crop[0], crop[1]].contiguous()

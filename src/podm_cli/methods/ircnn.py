@@ -214,4 +214,5 @@ class IRCNN(OfficialBank, Method):
             r = rho[:, i].reshape(n, 1, 1, 1)
             x = torch.fft.irfft2((upper + r * torch.fft.rfft2(z)) / (denom + r), s=(h, w))
             z = bank.denoise(x.reshape(n * c, 1, h, w), float(sig_den[i])).reshape(n, c, h, w)
+            self._emit_stage(i, z)  # save_stages hook (no-op unless stage_callback is set)
         return z.clamp(0.0, 1.0)
