@@ -124,7 +124,10 @@ def _psnr(a, b):
 
 
 def test_tiled_and_untiled_agree_within_0p1_db_on_512():
-    """skimage's 512 x 512 camera, a 17 px random shake, 1 % noise, hl: 9 tiles vs the whole image."""
+    """skimage's 512 x 512 camera, a 19 px random shake, 1 % noise, hl: 9 tiles vs the whole image.
+
+    Measured: whole 30.85 dB, tiled 30.84 dB (-0.017 dB); see podm_cli.tiling for other kernels.
+    """
     from skimage.data import camera
 
     from podm_cli.kernels import random_motion_kernel
@@ -132,13 +135,13 @@ def test_tiled_and_untiled_agree_within_0p1_db_on_512():
     from podm_cli.physics.blur import valid_offset
 
     sharp = torch.from_numpy(camera()).float()[None] / 255  # (1, 512, 512)
-    kernel = random_motion_kernel(17, generator=torch.Generator().manual_seed(3)).float()
+    kernel = random_motion_kernel(19, length=24, generator=torch.Generator().manual_seed(3)).float()
     kh, kw = kernel.shape
     oy, ox = valid_offset(kh, kw)
     padded = torch.nn.functional.pad(sharp[None], (ox, kw - 1 - ox, oy, kh - 1 - oy), mode="reflect")
     blurry = add_gaussian_noise(Blur(kernel, "valid")(padded), 0.01, seed=0)[0]  # a 512 x 512 valid blur
     hl = _method("hl")
-    plan = tile_plan(tuple(blurry.shape), (kh, kw), hl, tile=320)
+    plan = tile_plan(tuple(blurry.shape), kernel, hl, tile=362)
     assert plan.tiled and plan.n_tiles == 9 and plan.overlap >= 2 * kh
     whole, _ = restore_image(blurry, kernel, hl, 0.01, tile=0)
     tiled, _ = restore_image(blurry, kernel, hl, 0.01, plan=plan)
@@ -157,7 +160,8 @@ def test_tile_geometry_blends_back_to_the_image():
     for boundary in ("liu", "edgetaper"):
         method = _Identity(boundary=boundary)
         done = []
-        out, _ = restore_image(image, kernel, method, 0.01, tile=100, on_tile=lambda i, n: done.append((i, n)))
+        out, _ = restore_image(image, kernel, method, 0.01, tile=100, overlap=24,
+                               on_tile=lambda i, n: done.append((i, n)))
         whole, _ = restore_image(image, kernel, method, 0.01, tile=0)
         assert torch.allclose(out, whole, atol=1e-6)
         assert len(done) == 12 and done[-1] == (12, 12)
@@ -191,11 +195,11 @@ def test_save_stages_writes_each_stage_atomically(tmp_path, tile):
     Image.fromarray((g.random((90, 160, 3)) * 255).astype(np.uint8)).save(tmp_path / "shot.png")
     np.savetxt(tmp_path / "k.txt", np.ones((3, 5)))
     job = plan_jobs([tmp_path / "shot.png"], str(tmp_path / "k.txt"), None, False, save_stages=True)[0]
-    options = DeblurOptions(sigma=0.01, tile=tile, save_stages=True)
+    options = DeblurOptions(sigma=0.01, tile=tile, overlap=16, save_stages=True)
     result = run_job(job, _stand_in_podm(), options)
     names = sorted(p.name for p in tmp_path.glob("shot_podm*"))
     assert names == ["shot_podm.png"] + [f"shot_podm_stage{i:02d}.png" for i in range(1, 5)]
-    assert len(result.stage_files) == 4 and result.tiles == (1 if tile == 0 else result.tiles) and result.tiles >= 1
+    assert len(result.stage_files) == 4 and (result.tiles == 1) == (tile == 0)
     last = np.asarray(Image.open(tmp_path / "shot_podm_stage04.png")).astype(int)
     final = np.asarray(Image.open(tmp_path / "shot_podm.png")).astype(int)
     assert np.abs(last - final).max() <= 1  # the last stage is the result (blended alike when tiled)

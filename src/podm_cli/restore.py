@@ -39,7 +39,7 @@ from podm_cli.imageio import read_image, write_image
 from podm_cli.kernels import load_kernel, validate_kernel
 from podm_cli.methods.base import Method
 from podm_cli.noise_level import estimate_noise_sigma
-from podm_cli.tiling import StageBlender, TilePlan, blend_tiles, memory_per_pixel, plan_tiles
+from podm_cli.tiling import StageBlender, TilePlan, blend_tiles, extend_whole, memory_per_pixel, plan_tiles
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 OUTPUT_TAG = "_podm"
@@ -269,14 +269,20 @@ def _ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([r, g, b])
 
 
-def tile_plan(image_shape: tuple[int, ...], kernel_shape: tuple[int, int], method: Method, color: str = "rgb",
+def tile_plan(image_shape: tuple[int, ...], kernel_shape: tuple[int, int] | torch.Tensor, method: Method,
+              color: str = "rgb",
               tile: int | str | None = "auto", overlap: int | str = "auto",
               memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB) -> TilePlan:
-    """How :func:`restore_image` restores a ``(C, H, W)`` image (see :func:`podm_cli.tiling.plan_tiles`)."""
+    """How :func:`restore_image` restores a ``(C, H, W)`` image (see :func:`podm_cli.tiling.plan_tiles`).
+
+    ``kernel_shape`` may be the kernel itself: the automatic overlap then follows how far it reaches.
+    """
     c, h, w = image_shape
     channels = 1 if color == "ycbcr" and c == 3 else c
-    return plan_tiles(h, w, channels, tuple(kernel_shape), memory_per_pixel(method), tile, overlap, memory_budget_mb,
-                      boundary=getattr(method, "boundary", "liu"))
+    kernel = kernel_shape if isinstance(kernel_shape, torch.Tensor) else None
+    shape = tuple(kernel.shape[-2:]) if kernel is not None else tuple(kernel_shape)
+    return plan_tiles(h, w, channels, shape, memory_per_pixel(method), tile, overlap, memory_budget_mb,
+                      boundary=getattr(method, "boundary", "liu"), kernel=kernel)
 
 
 def restore_image(
@@ -305,8 +311,7 @@ def restore_image(
         sigma_value = float(sigma)
     sigma_value = max(sigma_value, 1e-4)
     if plan is None:
-        plan = tile_plan(tuple(image.shape), tuple(kernel.shape[-2:]), method, color, tile, overlap,
-                         memory_budget_mb)
+        plan = tile_plan(tuple(image.shape), kernel, method, color, tile, overlap, memory_budget_mb)
     kernel_dev = kernel.to(device=device, dtype=torch.float32)
 
     def restore(part: torch.Tensor) -> torch.Tensor:
@@ -324,11 +329,8 @@ def restore_image(
         return torch.cat(out) if len(out) > 1 else out[0]
 
     def extend(whole: torch.Tensor):
-        from podm_cli.physics import extend_for_deconv
-
-        ext, crop = extend_for_deconv(whole.unsqueeze(1), kernel.to(torch.float32), method=method.boundary,
-                                      taper_iterations=method.edgetaper_iterations)
-        return ext.squeeze(1), crop
+        return extend_whole(whole, tuple(kernel.shape[-2:]), method.boundary, method.edgetaper_iterations,
+                            kernel.to(torch.float32))
 
     previous = method.stage_callback
     method.stage_callback = stages.collect if stages is not None else None
@@ -360,8 +362,8 @@ def run_job(job: DeblurJob, method: Method, options: DeblurOptions | None = None
     options = options or DeblurOptions()
     image, bit_depth = read_image(job.image, mode="keep")
     kernel = validate_kernel(load_kernel(job.kernel), image_shape=tuple(image.shape[-2:]), name=str(job.kernel))
-    plan = tile_plan(tuple(image.shape), tuple(kernel.shape), method, options.color, options.tile,
-                     options.overlap, options.memory_budget_mb)
+    plan = tile_plan(tuple(image.shape), kernel, method, options.color, options.tile, options.overlap,
+                     options.memory_budget_mb)
     if on_plan is not None:
         on_plan(plan)
     stages = None
