@@ -18,7 +18,11 @@ from omegaconf import OmegaConf
 from podm_cli.apps import config_dir
 from podm_cli.data.locator import data_root
 from podm_cli.evaluation.calibration import (
-    LEVIN_CANDIDATES, SUN_CANDIDATES, calibrate, markdown, rank_protocols,
+    LEVIN_CANDIDATES,
+    SUN_CANDIDATES,
+    calibrate,
+    markdown,
+    rank_protocols,
 )
 
 

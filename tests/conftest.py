@@ -17,6 +17,11 @@ REPO = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
 
 
+# Where the reference data is expected: $PODM_DATA, else ../shared/data beside the checkout (may be absent;
+# tests that need it skip).
+SHARED_DATA = Path(os.environ.get("PODM_DATA") or REPO.parent / "shared" / "data")
+
+
 def shared_data_dir() -> Path | None:
     """$PODM_DATA, else ../shared/data beside the checkout; None when neither has the Levin files."""
     candidates = [os.environ.get("PODM_DATA"), REPO.parent / "shared" / "data"]

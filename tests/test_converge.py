@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import importlib.util
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -29,16 +28,10 @@ from podm_cli.optim import Deconvolution, hqs_solve
 
 D64 = torch.float64
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("PODM_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+from conftest import SHARED_DATA as DATA  # noqa: E402
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def gauss_denoiser(x: torch.Tensor, sigma: float) -> torch.Tensor:

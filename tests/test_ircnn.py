@@ -7,7 +7,6 @@ blurred 15.40 dB -> IRCNN 28.29 dB (+12.89 dB).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,8 @@ from podm_cli.nets import DenoiserBank
 from podm_cli.physics import Blur, add_gaussian_noise
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("PODM_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+from conftest import SHARED_DATA as DATA  # noqa: E402
+
 KERAS = DATA / "weights" / "ircnn_gray_keras"
 SET12 = DATA / "train" / "Set12" / "01.png"
 SCHELTEN = DATA / "train" / "kernels_schelten2015.mat"

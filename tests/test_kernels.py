@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import h5py
@@ -255,8 +254,8 @@ def test_random_motion_kernel_length_controls_extent():
 
 
 # ------------------------------------------------------------------------------ real reference data
-DATA = Path(os.environ["PODM_DATA"]) if os.environ.get("PODM_DATA") else \
-    Path(__file__).resolve().parents[2] / "shared" / "data"
+from conftest import SHARED_DATA as DATA  # noqa: E402
+
 LEVIN = DATA / "levin"
 
 

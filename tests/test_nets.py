@@ -15,7 +15,6 @@ Measured on this repository's reference data (float32, CPU, torch 2.13), used by
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +38,8 @@ from podm_cli.nets import (
 from podm_cli.nets.weights import ircnn_nets_from_state, ircnn_pth_state
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("PODM_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+from conftest import SHARED_DATA as DATA  # noqa: E402
+
 KERAS = DATA / "weights" / "ircnn_gray_keras"
 DNCNN = DATA / "weights" / "dncnn" / "dncnn_25.pth"
 LEVIN1 = DATA / "levin" / "gt" / "im_1.png"

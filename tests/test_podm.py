@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -31,15 +30,7 @@ from podm_cli.priors import LpDCT, NoPrior, dct_matrix, gst
 
 D64 = torch.float64
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small FFTs/convs: one intra-op thread is ~10x faster than two on a loaded 2-core runner."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-DATA = Path(os.environ.get("PODM_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
+from conftest import SHARED_DATA as DATA  # noqa: E402
 
 
 def smooth_image(n: int, seed: int) -> torch.Tensor:

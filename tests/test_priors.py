@@ -42,14 +42,6 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "prior"
 D64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small FFTs/convs: one intra-op thread is ~10x faster than two on a loaded 2-core runner."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def scalar_objective(t, v, lam, p):
     return 0.5 * (t - v) ** 2 + lam * np.abs(t) ** p

@@ -10,10 +10,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from podm_cli.apps.common import resolve_device, resolve_dtype
+from podm_cli.data.datasets import PROTOCOLS
 from podm_cli.data.locator import data_root
 from podm_cli.errors import PodmError
-
-from podm_cli.data.datasets import PROTOCOLS
 
 
 def build_methods(cfg: DictConfig) -> dict:
