@@ -32,7 +32,7 @@ FIGURE = (
     ("lai", "lyndsey.jpg", "hl"),
 )
 SUMMARY = re.compile(r"^(?P<image>\S+) -> (?P<output>\S+)\s+(?P<size>\d+x\d+x\d) (?P<depth>\d+)-bit\s+(?P<method>\S+)\s+"
-                     r"(?P<seconds>[\d.]+) s\s+sigma (?P<sigma>[\d.]+)/255")
+                     r"(?P<seconds>[\d.]+) s\s+sigma (?P<sigma>[\d.]+)/255( \(auto(: estimate (?P<estimate>[\d.]+))?)?")
 
 
 def run_deblur(args: list[str], threads: int) -> list[dict]:
@@ -76,7 +76,8 @@ def figure(rows: list[tuple[str, Path, Path]], path: Path, height: int = 150, cr
             canvas.paste(im, (x, y + 16))
             x += im.width + 4
         y += height + 16
-    canvas.quantize(colors=255, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    palette = canvas.quantize(colors=256, method=Image.Quantize.MEDIANCUT)  # a 256-colour PNG stays small
+    canvas.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG).save(path, optimize=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,9 +125,10 @@ def write_page(path: Path, results: dict, total: float, threads: int) -> None:
     import torch
 
     def table(rows):
-        lines = ["| image | size (WxHxC) | method | seconds | sigma (auto, /255) |", "|---|---|---|---:|---:|"]
-        lines += [f"| {Path(r['image']).name} | {r['size']} | {r['method']} | {r['seconds']} | {r['sigma']} |"
-                  for r in rows]
+        lines = ["| image | size (WxHxC) | method | seconds | noise estimate (/255) | sigma used (/255) |",
+                 "|---|---|---|---:|---:|---:|"]
+        lines += [f"| {Path(r['image']).name} | {r['size']} | {r['method']} | {r['seconds']} | "
+                  f"{r['estimate'] or r['sigma']} | {r['sigma']} |" for r in rows]
         return "\n".join(lines)
 
     def seconds(rows):
@@ -139,8 +141,9 @@ def write_page(path: Path, results: dict, total: float, threads: int) -> None:
     text = f"""# `podm deblur` on real blurry photos
 
 Made by `PODM_DATA=../shared/data python scripts/deblur_demo.py` (nothing here is edited by hand). It runs
-`podm deblur` as a user would, on {platform.machine()} CPU with {threads} threads (torch {torch.__version__}),
-{total:.0f} s in all:
+`podm deblur` as a user would, on an {platform.machine()} CPU with {threads} threads (torch {torch.__version__}),
+{total:.0f} s in all; the machine (2 cores) was shared with other jobs, so the seconds below vary by a factor
+of up to ~2 between runs (`make bench` times the command on one photo):
 
 ```bash
 podm deblur ../shared/data/real/ircnn_deblur_set3 out=outputs/deblur_demo/set3 method=hl
@@ -154,11 +157,15 @@ podm deblur ../shared/data/real/ircnn_deblur_set3/{{{','.join(IRCNN_SUBSET)}}} o
   {(seconds(s3) + seconds(lai)) / max(megapixels(s3) + megapixels(lai), 1e-9):.1f} s per megapixel of colour). The default method, IRCNN (30 HQS
   iterations with a CNN denoiser, per colour channel), ran only on {len(irc)} small images
   ({seconds(irc):.0f} s for {megapixels(irc):.2f} megapixels, {seconds(irc) / max(megapixels(irc), 1e-9):.0f} s per megapixel): the whole IRCNN set
-  with it would take hours on 2 cores. `color=ycbcr` (luminance only) is 3x faster; a GPU (`device=cuda`)
-  far more.
+  ({megapixels(s3):.1f} megapixels) would take about {megapixels(s3) * seconds(irc) / max(megapixels(irc), 1e-9) / 3600:.1f} hours with it on this CPU. `color=ycbcr`
+  (luminance only) is 3x faster; a GPU (`device=cuda`) far more.
 * **Boundaries.** Every photo is a `valid` observation extended by Liu & Jia's wrap-around before the FFT
-  solves; the right-hand columns of the figure are the top-left corners at 1:1, where ringing would show.
-* **Noise level** `sigma=auto`: the wavelet (MAD) estimate on each photo, printed per image below.
+  solves; the right-hand columns of the figure are the top-left corners (110 px, enlarged), where ringing
+  would show.
+* **Noise level** `sigma=auto`: the wavelet (MAD) estimate on each photo, raised to `sigma_min` (0.02, i.e.
+  5.1/255, configs/deblur.yaml): the estimate sees only sensor noise, while an estimated kernel, JPEG and
+  clipping make the model `y = k * x + n` err by more; IRCNN with the bare estimate (0.74/255 on
+  real_img2.png) leaves stripes at the kernel's weak frequencies. hl ignores sigma (fixed weights).
 * **Kernels.** IRCNN set: `IMAGE_kernel.png` beside each photo (found automatically). Lai set: the folder
   of estimated kernels, `kernel=.../kernels`, which holds `<stem>_<estimator>_psf.png` (the estimator,
   e.g. `09_cho`, is in the name); only the 30 photos with a kernel there are restored. The kernels are

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import error_lines, run_podm
+from podm_cli.errors import InputError
+from podm_cli.methods.base import Method
+from podm_cli.restore import (
+    DeblurOptions,
+    expand_inputs,
+    find_kernel,
+    plan_jobs,
+    restore_image,
+    run_job,
+    tile_plan,
+)
+from podm_cli.tiling import StageBlender, plan_tiles
 
 FAST = ["method=tv", "method.max_iter=15"]
 
@@ -85,21 +98,6 @@ def test_bad_inputs_get_one_line_and_no_output(tmp_path, photo, capfd, monkeypat
 
 # ---------------------------------------------------------------------------------------------------------
 # Library-level tests (in process: fast). The CLI itself is exercised above and by one in-process run below.
-import torch  # noqa: E402
-
-from podm_cli.errors import InputError  # noqa: E402
-from podm_cli.methods.base import Method  # noqa: E402
-from podm_cli.restore import (  # noqa: E402
-    DeblurJob,
-    DeblurOptions,
-    expand_inputs,
-    find_kernel,
-    plan_jobs,
-    restore_image,
-    run_job,
-    tile_plan,
-)
-from podm_cli.tiling import StageBlender, plan_tiles  # noqa: E402
 
 
 def _method(name, **overrides):
@@ -315,3 +313,15 @@ def test_cli_folder_glob_out_dir_and_bit_depths(tmp_path, monkeypatch, capsys):
     lines = [line for line in captured.out.splitlines() if "->" in line]
     assert len(lines) == 4 and "70x60x3 16-bit" in next(line for line in lines if "deep" in line)
     assert all("sigma 1.02/255" in line and " s  " in line for line in lines)
+
+
+def test_auto_sigma_is_estimated_once_and_floored_by_sigma_min():
+    g = torch.Generator().manual_seed(0)
+    image = (0.5 + 0.02 * torch.randn(1, 96, 96, generator=g)).clamp(0, 1)
+    info = {}
+    _, sigma = restore_image(image, torch.ones(3, 3) / 9, _Identity(), "auto", info=info)
+    assert abs(sigma - 0.02) < 0.004 and info["sigma_estimate"] == sigma
+    _, floored = restore_image(image, torch.ones(3, 3) / 9, _Identity(), "auto", sigma_min=0.05, info=info)
+    assert floored == 0.05 and info["sigma_estimate"] < 0.05
+    _, given = restore_image(image, torch.ones(3, 3) / 9, _Identity(), 0.001, sigma_min=0.05)
+    assert given == 0.001  # a number given is used as it is

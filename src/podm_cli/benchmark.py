@@ -134,7 +134,8 @@ def _synthetic_photo(height: int, width: int, seed: int = 0):
     import numpy as np
 
     g = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    yy = np.arange(height, dtype=np.float32)[:, None]
+    xx = np.arange(width, dtype=np.float32)[None, :]
     img = np.empty((height, width, 3), np.float32)
     for c in range(3):
         fy, fx, ph = g.uniform(0.002, 0.02, 2).tolist() + [g.uniform(0, 6.28)]
@@ -142,8 +143,9 @@ def _synthetic_photo(height: int, width: int, seed: int = 0):
     for _ in range(60):  # rectangles: edges for the deconvolution to restore
         y0, x0 = g.integers(0, height), g.integers(0, width)
         img[y0:y0 + g.integers(20, height // 4 + 21), x0:x0 + g.integers(20, width // 4 + 21)] = g.uniform(0, 1, 3)
-    img += 0.03 * g.standard_normal((height, width, 1)).astype(np.float32)
-    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+    img += 0.03 * g.standard_normal((height, width, 1), dtype=np.float32)
+    np.clip(img, 0, 1, out=img)
+    return (img * 255).astype(np.uint8)
 
 
 def _run_deblur_case(case: DeblurBenchCase, device: str, threads: int, queue) -> None:

@@ -69,6 +69,7 @@ class DeblurOptions:
     """How ``podm deblur`` restores each image (the config keys of ``configs/deblur.yaml``)."""
 
     sigma: float | str = "auto"
+    sigma_min: float = 0.0  # floor of an automatic sigma (model error of estimated kernels, see configs)
     color: str = "rgb"
     device: str = "cpu"
     tile: int | str | None = "auto"
@@ -88,6 +89,7 @@ class DeblurResult:
     bit_depth: int = 8
     tiles: int = 1
     sigma_auto: bool = False
+    sigma_estimate: float | None = None  # the noise estimate, when sigma=auto
     stage_files: list[Path] = field(default_factory=list)
 
     def summary(self, method: str = "") -> str:
@@ -97,7 +99,11 @@ class DeblurResult:
         if method:
             parts.append(method)
         parts.append(f"{self.seconds:.2f} s")
-        parts.append(f"sigma {self.sigma * 255:.2f}/255" + (" (auto)" if self.sigma_auto else ""))
+        note = ""
+        if self.sigma_auto:
+            floored = self.sigma_estimate is not None and self.sigma_estimate < self.sigma
+            note = f" (auto: estimate {self.sigma_estimate * 255:.2f}, raised to sigma_min)" if floored else " (auto)"
+        parts.append(f"sigma {self.sigma * 255:.2f}/255{note}")
         if self.tiles > 1:
             parts.append(f"{self.tiles} tiles")
         if self.stage_files:
@@ -290,10 +296,12 @@ def restore_image(
     color: str = "rgb", device: str = "cpu", *, tile: int | str | None = "auto", overlap: int | str = "auto",
     memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB, plan: TilePlan | None = None,
     stages: StageBlender | None = None, on_tile: Callable[[int, int], None] | None = None,
+    sigma_min: float = 0.0, info: dict | None = None,
 ) -> tuple[torch.Tensor, float]:
     """Restore a (C, H, W) image in [0, 1]; returns (restored (C, H, W), sigma used).
 
-    ``sigma="auto"`` estimates the noise level once on the whole image (so every tile uses the same one).
+    ``sigma="auto"`` estimates the noise level once on the whole image (so every tile uses the same one),
+    raised to ``sigma_min`` if lower (``info["sigma_estimate"]`` keeps the estimate).
     ``plan`` (else ``tile``/``overlap``/``memory_budget_mb``) decides the tiling (:mod:`podm_cli.tiling`);
     ``stages`` collects each stage's estimate of methods that have stages (:attr:`Method.stage_callback`);
     ``on_tile(done, total)`` reports progress.
@@ -306,7 +314,10 @@ def restore_image(
         work = _rgb_to_ycbcr(image)[:1]
     work = work.to(torch.float32)
     if sigma == "auto":
-        sigma_value = float(estimate_noise_sigma(work.unsqueeze(1)).mean())
+        estimate = float(estimate_noise_sigma(work.unsqueeze(1)).mean())
+        if info is not None:
+            info["sigma_estimate"] = estimate
+        sigma_value = max(estimate, float(sigma_min))
     else:
         sigma_value = float(sigma)
     sigma_value = max(sigma_value, 1e-4)
@@ -372,8 +383,10 @@ def run_job(job: DeblurJob, method: Method, options: DeblurOptions | None = None
         stages = StageBlender(ram_bytes=ram, spill_dir=job.output.parent)
     try:
         start = time.perf_counter()
+        info: dict = {}
         restored, sigma_used = restore_image(image, kernel, method, options.sigma, options.color, options.device,
-                                             plan=plan, stages=stages, on_tile=on_tile)
+                                             plan=plan, stages=stages, on_tile=on_tile,
+                                             sigma_min=options.sigma_min, info=info)
         seconds = time.perf_counter() - start
         depth = 8 if job.output.suffix.lower() in (".jpg", ".jpeg", ".bmp") else bit_depth
         written: list[Path] = []
@@ -398,7 +411,8 @@ def run_job(job: DeblurJob, method: Method, options: DeblurOptions | None = None
         if stages is not None:
             stages.close()
     return DeblurResult(job.image, job.output, tuple(image.shape), seconds, sigma_used, bit_depth=depth,
-                        tiles=plan.n_tiles, sigma_auto=options.sigma == "auto", stage_files=written)
+                        tiles=plan.n_tiles, sigma_auto=options.sigma == "auto",
+                        sigma_estimate=info.get("sigma_estimate"), stage_files=written)
 
 
 def _remove_stale_stages(job: DeblurJob, keep: set[Path]) -> None:

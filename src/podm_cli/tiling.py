@@ -3,9 +3,10 @@
 How an image is tiled
     The whole blurry image is first extended once, exactly as an untiled restoration would extend it
     (:func:`~podm_cli.physics.extend_for_deconv`: Liu-Jia wrap-around by default), which makes it periodic:
-    a torus of ``next_fast_len(H + kh - 1) x next_fast_len(W + kw - 1)`` pixels. That torus is cut into
-    square tiles of side ``tile``, at least two per axis, overlapping their neighbours by at least
-    ``overlap`` pixels (tiles wrap around the torus). Each tile is restored on its own as a ``valid``
+    a torus of ``next_fast_len(H + kh - 1) x next_fast_len(W + kw - 1)`` pixels (for Liu-Jia, computed from
+    thin bands of the image: :func:`extend_whole`). That torus is cut into tiles of at most ``tile`` pixels
+    a side, at least two per axis, evenly spread and overlapping their neighbours by at least ``overlap``
+    pixels (tiles wrap around the torus). Each tile is restored on its own as a ``valid``
     observation (the method extends it at its own borders), the tiles are blended, and the image is cropped
     out of the torus. Because the tiles see the same wrap-around pixels as the untiled restoration, the
     image's own borders are restored as they would be untiled; only the seams between tiles differ.

@@ -19,6 +19,7 @@ def main(cfg: DictConfig) -> None:
 
     options = DeblurOptions(
         sigma=parse_sigma(cfg.sigma),
+        sigma_min=_sigma_min(cfg.sigma_min),
         color=str(cfg.color),
         device=resolve_device(cfg.device),
         tile=parse_tile(cfg.tile),
@@ -64,6 +65,16 @@ def main(cfg: DictConfig) -> None:
             progress.advance(images)
             # One line per image on stdout (above the live bar on a terminal; never wrapped).
             print(result.summary(method.name), file=sys.stdout, flush=True)
+
+
+def _sigma_min(value) -> float:
+    from podm_cli.errors import InputError
+    from podm_cli.restore import parse_sigma
+
+    sigma = parse_sigma(value)
+    if sigma == "auto":
+        raise InputError("sigma_min must be a number in [0, 1] (the floor of sigma=auto)")
+    return float(sigma)
 
 
 def _positive_number(value, what: str) -> float:
