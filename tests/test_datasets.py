@@ -22,7 +22,8 @@ from podm_cli.physics import Blur, add_gaussian_noise, image_seed, quantize, val
 
 # ------------------------------------------------------------------------------------ without data
 def test_protocol_table():
-    assert list(PROTOCOLS) == ["levin", "levin_valid", "levin_real", "sun", "sun_substitute"]
+    assert list(PROTOCOLS) == ["levin", "levin_valid", "levin_valid_whole", "levin_real", "sun", "sun_substitute"]
+    assert PROTOCOLS["levin_valid_whole"].mode == "valid" and PROTOCOLS["levin_valid_whole"].scoring == Scoring(0, 0)
     assert PROTOCOLS["levin"].mode == "circular" and PROTOCOLS["levin"].scoring == Scoring(0, 0)
     for name in ("levin_valid", "sun", "sun_substitute"):
         assert PROTOCOLS[name].mode == "valid" and PROTOCOLS[name].scoring == Scoring(50, 10)
@@ -103,8 +104,8 @@ def test_sun_layout_dataset(tmp_path):
 @pytest.mark.data
 @pytest.mark.parametrize(
     ("name", "n", "shape0"),
-    [("levin", 32, (1, 255, 255)), ("levin_valid", 32, (1, 237, 237)), ("levin_real", 32, (1, 255, 255)),
-     ("sun_substitute", 640, (1, 463, 303))],
+    [("levin", 32, (1, 255, 255)), ("levin_valid", 32, (1, 237, 237)), ("levin_valid_whole", 32, (1, 237, 237)),
+     ("levin_real", 32, (1, 255, 255)), ("sun_substitute", 640, (1, 463, 303))],
 )
 def test_sizes_and_metadata(data_dir, name, n, shape0):
     ds = make_dataset(name, data_dir)
@@ -148,6 +149,14 @@ def test_levin_noise_is_seeded_per_image_with_sigma_one_percent(data_dir):
     assert not torch.equal(make_dataset("levin", data_dir, seed=1)[9].blurred, ds[9].blurred.float())
     # float32 items are the float64 ones rounded
     assert torch.equal(make_dataset("levin", data_dir)[9].blurred, a.blurred.float())
+
+
+@pytest.mark.data
+def test_levin_valid_whole_has_the_levin_valid_data(data_dir):
+    a, b = make_dataset("levin_valid", data_dir), make_dataset("levin_valid_whole", data_dir)
+    for i in (0, 13, 31):
+        assert torch.equal(a[i].blurred, b[i].blurred) and torch.equal(a[i].sharp, b[i].sharp)
+    assert a.scoring != b.scoring
 
 
 @pytest.mark.data

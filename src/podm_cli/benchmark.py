@@ -56,9 +56,16 @@ def _run_case(case: BenchCase, device: str, threads: int, queue) -> None:
     from podm_cli.kernels import random_motion_kernel
     from podm_cli.physics import Blur, add_gaussian_noise
 
+    from podm_cli.data.locator import data_root
+
     torch.set_num_threads(threads)
     generator = torch.Generator().manual_seed(0)
-    method = _instantiate_method(case.name, case.overrides).to(device)
+    method = _instantiate_method(case.name, case.overrides)
+    missing = method.missing(data_root())
+    if missing:
+        queue.put({"skipped": f"{case.name}: {missing}"})
+        return
+    method = method.to(device)
     x = torch.rand(1, 1, case.height, case.width, generator=generator)
     x = torch.nn.functional.avg_pool2d(x, 5, stride=1, padding=2)  # a little structure
     kernel = random_motion_kernel(case.kernel_size, generator=generator).to(torch.float32)
