@@ -53,10 +53,9 @@ def _instantiate_method(name: str, overrides: tuple[str, ...]):
 def _run_case(case: BenchCase, device: str, threads: int, queue) -> None:
     import torch
 
+    from podm_cli.data.locator import data_root
     from podm_cli.kernels import random_motion_kernel
     from podm_cli.physics import Blur, add_gaussian_noise
-
-    from podm_cli.data.locator import data_root
 
     torch.set_num_threads(threads)
     generator = torch.Generator().manual_seed(0)
@@ -281,9 +280,9 @@ def run_cases(cases: list, device: str = "cpu", threads: int = 2) -> list[dict]:
 def write_bench(entries: list[dict], path: Path) -> None:
     import json
 
-    from podm_cli.evaluation.report import write_atomic
+    from podm_cli.atomic import atomic_write_text
 
-    write_atomic(Path(path), json.dumps({"entries": entries}, indent=2) + "\n")
+    atomic_write_text(Path(path), json.dumps({"entries": entries}, indent=2) + "\n")
 
 
 def print_bench(entries: list[dict]) -> None:

@@ -26,7 +26,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from podm_cli.atomic import atomic_path, atomic_write_text
 from podm_cli.errors import InputError
 from podm_cli.optim.fista import fista_solve
 from podm_cli.optim.hqs import hqs_solve
@@ -423,25 +423,6 @@ def summary_lines(report: StudyReport) -> list[str]:
     return lines
 
 
-def _file_mode() -> int:
-    """``0o666`` minus the process umask (what ``open(path, "w")`` would give; mkstemp gives 0o600)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _csv_text(rows: list[dict]) -> str:
     import io
 
@@ -479,15 +460,8 @@ def _plot(report: StudyReport, key: str, ylabel: str, path: Path, log_y: bool) -
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_study(report: StudyReport, out_dir: str | os.PathLike, plots: bool = True) -> dict[str, Path]:
@@ -495,7 +469,7 @@ def write_study(report: StudyReport, out_dir: str | os.PathLike, plots: bool = T
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"curves": out / "curves.csv", "summary": out / "summary.json"}
-    _atomic_write_text(paths["curves"], _csv_text(report.rows()))
+    atomic_write_text(paths["curves"], _csv_text(report.rows()))
     if plots:
         for key, ylabel, log_y, fname in (
             ("psi", "Psi(x)", True, "psi.png"),
@@ -516,7 +490,7 @@ def write_study(report: StudyReport, out_dir: str | os.PathLike, plots: bool = T
         "settings": report.settings,
         "lines": summary_lines(report),
     }
-    _atomic_write_text(paths["summary"], json.dumps(summary, indent=2, default=str) + "\n")
+    atomic_write_text(paths["summary"], json.dumps(summary, indent=2, default=str) + "\n")
     return paths
 
 

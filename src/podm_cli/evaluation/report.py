@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import subprocess
-import tempfile
 from pathlib import Path
 
+from podm_cli.atomic import atomic_path, atomic_write_text
 from podm_cli.evaluation.paper import PAPER_COLUMN
 
 
@@ -81,19 +80,6 @@ def git_info() -> dict:
         return {"commit": None, "dirty": None}
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file + rename (never a half-written file)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def results_document(outcome, config: dict) -> dict:
     return {
         "protocols": outcome.protocols,
@@ -130,7 +116,8 @@ def _strip_png(out_dir: Path, dataset: str, example: dict) -> str | None:
     fig.suptitle(f"{dataset}: {example.get('_name', '')} (centre crop)", fontsize=10)
     fig.tight_layout()
     name = f"strip_{dataset}.png"
-    fig.savefig(out_dir / name, dpi=100)
+    with atomic_path(out_dir / name) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return name
 
@@ -138,7 +125,7 @@ def _strip_png(out_dir: Path, dataset: str, example: dict) -> str | None:
 def write_reports(outcome, out_dir: Path, config: dict, figures: bool = True) -> None:
     """results.json, table.md and (with ``figures``) report.html with per-dataset strips."""
     out_dir = Path(out_dir)
-    write_atomic(out_dir / "results.json", json.dumps(results_document(outcome, config), indent=2) + "\n")
+    atomic_write_text(out_dir / "results.json", json.dumps(results_document(outcome, config), indent=2) + "\n")
     notes = [f"- note: {n}" for n in outcome.notices]
     notes += [f"- skipped {s.method}: {s.reason}" for s in outcome.skipped]
     notes += [f"- `{name}`: {p['mode']} blur, {p['n_images']} images; {p['scoring']}. {p['note']}".rstrip()
@@ -148,7 +135,7 @@ def write_reports(outcome, out_dir: Path, config: dict, figures: bool = True) ->
         notes.append("- paper numbers beside sun_substitute are Sun's, shown for orientation only.")
     md = "# podm eval\n\nOurs, with the paper's number in brackets (labelled paper).\n\n"
     md += markdown_table(outcome.rows) + "\n" + "\n".join(notes) + "\n"
-    write_atomic(out_dir / "table.md", md)
+    atomic_write_text(out_dir / "table.md", md)
     if not figures:
         return
     strips = []
@@ -173,4 +160,4 @@ def write_reports(outcome, out_dir: Path, config: dict, figures: bool = True) ->
         "<h1>podm eval</h1><p>Ours, with the paper's number in brackets (labelled paper).</p>"
         f"<table><tr><th>metric / protocol</th>{head}</tr>{trs}</table><ul>{items}</ul>{imgs}</body></html>\n"
     )
-    write_atomic(out_dir / "report.html", page)
+    atomic_write_text(out_dir / "report.html", page)
