@@ -423,24 +423,42 @@ def summary_lines(report: StudyReport) -> list[str]:
     return lines
 
 
-def _csv_text(rows: list[dict]) -> str:
+def _csv_text(rows: list[dict], columns: Sequence[str] = CURVE_COLUMNS) -> str:
     import io
 
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(CURVE_COLUMNS), lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+        writer.writerow({k: ("" if isinstance(row[k], float) and math.isnan(row[k]) else row[k]) for k in columns})
     return buf.getvalue()
 
 
-def _plot(report: StudyReport, key: str, ylabel: str, path: Path, log_y: bool) -> None:
+def _axes():
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.0, 4.0), dpi=120)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
+    return fig, fig.add_subplot(1, 1, 1)
+
+
+def _save_plot(fig, ax, ylabel: str, title: str, log_y: bool, path: Path) -> None:
+    """Shared styling of every convergence plot, written atomically."""
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+
+
+def _plot(report: StudyReport, key: str, ylabel: str, path: Path, log_y: bool) -> None:
+    fig, ax = _axes()
     for m, run in report.runs.items():
         values = getattr(run, key).numpy()
         its = list(range(len(values)))
@@ -452,16 +470,7 @@ def _plot(report: StudyReport, key: str, ylabel: str, path: Path, log_y: bool) -
                 ax.scatter(rej, values[rej], marker="x", s=14, color="tab:red", zorder=3, label="PODM fallback")
     if key == "rel_change":
         ax.axhline(report.tolerance, color="grey", lw=0.8, ls="--", label=f"tolerance {report.tolerance:g}")
-    if log_y:
-        ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(ylabel)
-    ax.set_title(f"{report.sample.protocol} {report.sample.name}")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    _save_plot(fig, ax, ylabel, f"{report.sample.protocol} {report.sample.name}", log_y, path)
 
 
 def write_study(report: StudyReport, out_dir: str | os.PathLike, plots: bool = True) -> dict[str, Path]:
@@ -556,3 +565,29 @@ def average_curves(paths: Sequence[str | os.PathLike], fill: str = "last") -> li
                 row[k] = sum(values[k]) / len(values[k]) if values[k] else math.nan
             out.append(row)
     return out
+
+
+MEAN_COLUMNS = ("method", "iteration", "n", "psi", "rel_change", "psnr", "accepted")
+_MEAN_PLOTS = (("psi", "mean Psi(x)", True), ("rel_change", "mean relative change", True),
+               ("psnr", "mean PSNR (dB)", False))
+
+
+def write_mean_curves(rows: list[dict], out_dir: str | os.PathLike, runs: int, plots: bool = True) -> list[Path]:
+    """Write :func:`average_curves` rows as ``curves_mean.csv`` and (``plots``) ``<key>_mean.png``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "curves_mean.csv"]
+    atomic_write_text(written[0], _csv_text(rows, MEAN_COLUMNS))
+    if not plots:
+        return written
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    for key, ylabel, log_y in _MEAN_PLOTS:
+        fig, ax = _axes()
+        for m in methods:
+            pts = [(r["iteration"], r[key]) for r in rows if r["method"] == m and not math.isnan(r[key])]
+            if pts:
+                ax.plot(*zip(*pts), label=_LABELS.get(m, m), color=_COLORS.get(m))
+        path = out / f"{key}_mean.png"
+        _save_plot(fig, ax, ylabel, f"average over {runs} run(s)", log_y, path)
+        written.append(path)
+    return written
