@@ -4,6 +4,7 @@
     python scripts/bench.py                       # every case, CPU, 2 threads
     python scripts/bench.py --only tv hl --device cuda --out bench_gpu.json
     python scripts/bench.py --only deblur         # the `podm deblur` photo cases only
+    python scripts/bench.py --only train          # RPODM training: Lightning loop vs a plain PyTorch loop
     python scripts/bench.py --memory-per-pixel    # what tile=auto budgets with (podm_cli.tiling)
 
 The `podm deblur` cases time the whole command path (read a JPEG, restore with tiling, write) on a
@@ -32,6 +33,9 @@ SIZES = [(255, 255), (768, 1024)]
 # Network methods are slow on a CPU: one timed run (after a warm-up) for the big image.
 CASES = [BenchCase(name, h, w) for name in ("tv", "hl") for h, w in SIZES] + [
     BenchCase(name, h, w, repeats=3 if h * w < 100_000 else 1) for name in ("ircnn", "podm") for h, w in SIZES
+] + [BenchCase("rpodm", h, w, repeats=3 if h * w < 100_000 else 1) for h, w in SIZES] + [
+    BenchCase("csf", h, w) for h, w in SIZES] + [
+    BenchCase("epll", h, w, repeats=2 if h * w < 100_000 else 1) for h, w in SIZES  # issue 6: < 20 s at 255^2
 ]
 DEBLUR_CASES = [
     DeblurBenchCase(None, 1000, 1000),  # 1 MP colour photo, the default method
@@ -39,6 +43,22 @@ DEBLUR_CASES = [
     DeblurBenchCase("hl", 3000, 4000),  # 12 MP, tile=auto under the default memory budget
 ]
 SLOW_CASES = [DeblurBenchCase(None, 3000, 4000)]  # 12 MP with the default method
+
+
+def training_throughput(threads: int) -> dict:
+    """RPODM training samples/s: the Lightning loop against a plain PyTorch loop (same model, batches)."""
+    import torch
+
+    from podm_cli.training.throughput import compare_loops
+
+    torch.set_num_threads(threads)
+    r = compare_loops()
+    return {"name": "train_throughput", "device": "cpu", "image_size": "64x64 crops",
+            # seconds per training sample in the Lightning loop; the plain loop's figure is in the notes
+            "seconds_median": 1.0 / r["lightning_samples_per_s"], "seconds_min": 1.0 / r["lightning_samples_per_s"],
+            "repeats": 20, "peak_mem_mb": float("nan"),
+            "notes": (f"{r['setting']}: Lightning {r['lightning_samples_per_s']:.2f} samples/s, plain loop "
+                      f"{r['plain_samples_per_s']:.2f} samples/s, overhead {r['overhead_percent']:+.1f}%")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     cases = [c for c in CASES if not args.only or c.name in args.only]
     cases += [c for c in deblur if not args.only or "deblur" in args.only or c.name in args.only]
     entries = run_cases(cases, device=args.device, threads=args.threads)
+    if not args.only or "train" in args.only:
+        entries.append(training_throughput(args.threads))
     write_bench(entries, args.out)
     print_bench(entries)
     print(f"wrote {args.out}")

@@ -50,12 +50,12 @@ def test_unknown_command_exit_2(tmp_path):
     assert proc.returncode == 2 and "unknown command" in proc.stderr
 
 
-@pytest.mark.parametrize("app", ["train"])
-def test_unimplemented_apps_say_so(tmp_path, app):
-    proc = run_podm([app, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+def test_train_without_data_names_the_fetch_command(tmp_path):
+    proc = run_podm(["train", "+experiment=quick", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path,
+                    env={"PODM_DATA": str(tmp_path / "nowhere"), "PODM_CACHE": str(tmp_path / "cache")})
     assert proc.returncode == 2
     lines = error_lines(proc)
-    assert len(lines) == 1 and "not implemented yet" in lines[0]
+    assert len(lines) == 1 and "podm data fetch" in lines[0], lines
 
 
 def test_absent_data_names_the_fetch_command(tmp_path):

@@ -24,6 +24,8 @@ def one_line_error(exc: BaseException) -> str | None:
             if detail and detail not in head:
                 head = f"{head} {detail}" if head else detail
         return f"config: {head}" if head else f"config: {type(exc).__name__}"
+    if isinstance(exc, ValueError) and str(exc).startswith("Only one of --run, --multirun"):
+        return f"command line: {_first_line(str(exc))}"  # Hydra's check of conflicting mode flags
     cause = exc.__cause__ or exc.__context__
     if cause is not None and cause is not exc and isinstance(cause, PodmError):
         return one_line_error(cause)

@@ -1,13 +1,120 @@
-"""`podm train` (Hydra app; configs/train.yaml). RPODM training lands with issue #5."""
+"""`podm train` (Hydra app; configs/train.yaml): RPODM trained end to end with Lightning.
+
+The app only maps the config onto plain objects (:class:`~podm_cli.training.datamodule.BlurPairsDataModule`,
+:class:`~podm_cli.training.module.RPODMModule`, a Lightning ``Trainer``), fits, exports the compact weights
+(``<run dir>/<export>``, from the best checkpoint) and returns the best ``val/psnr`` for sweepers.
+"""
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
 
 from podm_cli.errors import PodmError
 
 
-def main(cfg: DictConfig) -> None:
-    raise PodmError(
-        "podm train is not implemented yet (tracked in issue #5); its config is ready: podm train --cfg job"
+def model_kwargs(cfg: DictConfig, root) -> dict:
+    """RPODM's keyword arguments from the ``model``, ``denoiser`` and ``prior`` groups."""
+    m = OmegaConf.to_container(cfg.model, resolve=True)
+    m.pop("name", None)
+    return {
+        **m,
+        "denoiser": OmegaConf.to_container(cfg.denoiser, resolve=True),
+        "prior": OmegaConf.to_container(cfg.prior, resolve=True),
+        "data_root": str(root),
+    }
+
+
+def _callbacks(cfg: DictConfig, ckpt_dir: Path) -> list:
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
+
+    c = OmegaConf.to_container(cfg.callbacks, resolve=True)
+    out = [ModelCheckpoint(dirpath=ckpt_dir, **c.get("model_checkpoint", {}))]
+    if c.get("lr_monitor"):
+        out.append(LearningRateMonitor(logging_interval="step"))
+    if c.get("rich_progress"):
+        out.append(RichProgressBar())
+    return out
+
+
+def _logger(cfg: DictConfig):
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    if cfg.get("logger") is None:
+        return False
+    kinds = {"tensorboard": TensorBoardLogger, "csv": CSVLogger}
+    return [kinds[k](**OmegaConf.to_container(v, resolve=True)) for k, v in cfg.logger.items() if k in kinds]
+
+
+def _one_log_stream() -> None:
+    """Lightning adds its own console handler; Hydra's already prints and writes train.log: keep one."""
+    import logging
+
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        lg = logging.getLogger(name)
+        for handler in list(lg.handlers):
+            if type(handler) is logging.StreamHandler:
+                lg.removeHandler(handler)
+
+
+def main(cfg: DictConfig) -> float:
+    import lightning as L
+    import torch
+
+    from podm_cli.data.locator import data_root
+    from podm_cli.training.cache import default_cache_path
+    from podm_cli.training.datamodule import BlurPairsDataModule
+    from podm_cli.training.export import export_weights
+    from podm_cli.training.module import RPODMModule
+
+    _one_log_stream()
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    root = data_root(cfg.data.root)
+    mode = cfg.operator.mode.value if hasattr(cfg.operator.mode, "value") else str(cfg.operator.mode)
+    boundary = cfg.operator.boundary.value if hasattr(cfg.operator.boundary, "value") else str(cfg.operator.boundary)
+    if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
+        raise PodmError(f"ckpt_path {cfg.ckpt_path} does not exist")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    td = OmegaConf.to_container(cfg.train_data, resolve=True)
+    cache = td.pop("cache") or default_cache_path()
+    datamodule = BlurPairsDataModule(str(root), mode=mode, cache=str(cache), seed=cfg.seed, **td)
+    kwargs = model_kwargs(cfg, root)
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if cfg.optim.scheduler == "cosine" and int(trainer_cfg.get("max_steps") or -1) <= 0:
+        raise PodmError("optim.scheduler=cosine runs over trainer.max_steps: set trainer.max_steps > 0")
+    module = RPODMModule(
+        kwargs, lr=cfg.optim.lr, scalar_lr=cfg.optim.scalar_lr, weight_decay=cfg.optim.weight_decay,
+        scheduler=cfg.optim.scheduler, loss=cfg.loss, warmup=cfg.warmup, warmup_steps=cfg.warmup_steps,
+        max_steps=trainer_cfg["max_steps"], mode=mode, boundary=boundary, compile=cfg.compile,
     )
+    trainer = L.Trainer(
+        **trainer_cfg,
+        default_root_dir=str(out_dir),
+        logger=_logger(cfg),
+        callbacks=_callbacks(cfg, out_dir / "checkpoints"),
+        reload_dataloaders_every_n_epochs=1,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+
+    ckpt_cb = trainer.checkpoint_callback
+    best = ckpt_cb.best_model_path if ckpt_cb is not None else ""
+    if best and Path(best).is_file() and trainer.is_global_zero:
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+    score = trainer.callback_metrics.get(cfg.optimized_metric)
+    best_score = float(ckpt_cb.best_model_score) if ckpt_cb is not None and ckpt_cb.best_model_score is not None else (
+        float(score) if score is not None else float("nan"))
+    if cfg.export and trainer.is_global_zero:
+        kwargs.pop("data_root", None)
+        path = export_weights(
+            module.model, kwargs, out_dir / cfg.export,
+            trained_for={"mode": mode, "sigma": td["sigma"], "quantize": td["quantize"]},
+            provenance={"command": "podm train " + " ".join(HydraConfig.get().overrides.task),
+                        "steps": int(trainer.global_step), "best_val_psnr": best_score,
+                        "checkpoint": str(best)},
+        )
+        print(f"podm train: best val/psnr {best_score:.3f} dB; weights -> {path}")
+    return best_score

@@ -706,11 +706,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_where = sub.add_parser("where", help="show the data root and which targets are present")
     p_where.add_argument("--root", help="data root to inspect")
     p_where.add_argument("--verify", action="store_true", help="check sha256 of every file")
+    p_prep = sub.add_parser("prepare", help="decode RPODM's training/validation images once into an HDF5 cache")
+    p_prep.add_argument("--root", help="data root to read (default: $PODM_DATA or the project's data/)")
+    p_prep.add_argument("--out", help="cache file (default: $PODM_CACHE/rpodm_train_images.h5, ~/.cache/podm)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``podm data fetch [target] [--source DIR|URL] [--root DIR]``, ``podm data list``, ``podm data where``.
+    """``podm data fetch [target] [--source DIR|URL] [--root DIR]``, ``podm data list``, ``podm data where``,
+    ``podm data prepare [--root DIR] [--out FILE]``.
 
     User errors raise :class:`PodmError` (the ``podm`` CLI prints them as one line, exit code 2).
     """
@@ -721,6 +725,12 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_list(manifest, out)
     if args.command == "where":
         return _cmd_where(manifest, args.root, args.verify, out)
+    if args.command == "prepare":
+        from podm_cli.training.cache import prepare_cache
+
+        path = prepare_cache(args.root, args.out)
+        out.print(f"training-image cache written: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        return 0
     console = Console(stderr=True, highlight=False, quiet=args.quiet)
     fetch(args.target, root=args.root, source=args.source, manifest=manifest, console=console)
     return 0

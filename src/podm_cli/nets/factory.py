@@ -63,6 +63,16 @@ def resolve_weights_path(value: str | os.PathLike, data_root: str | os.PathLike 
     return _data_root(data_root) / p
 
 
+def _official_dir(data_root) -> Path:
+    """The official Keras bank's folder; a clear error naming the fetch command when it is absent."""
+    path = default_keras_dir(data_root)
+    if not path.is_dir():
+        from podm_cli.errors import DataNotFoundError
+
+        raise DataNotFoundError(f"the official IRCNN bank is missing ({path}); run `podm data fetch weights`")
+    return path
+
+
 def _bank_pick(bank_nets: Sequence[nn.Module], sigma: float | None, what: str) -> nn.Module:
     if len(bank_nets) == 1:
         return bank_nets[0]
@@ -120,7 +130,7 @@ def build_denoiser(
         if pretrained in _NO_WEIGHTS:
             return IRCNNDenoiser(in_channels, channels=channels, dilations=dilations)
         if str(pretrained) == "official":
-            path = default_keras_dir(data_root)
+            path = _official_dir(data_root)
         else:
             path = resolve_weights_path(pretrained, data_root)
         if path.is_dir():
@@ -170,11 +180,7 @@ def build_stage_denoisers(
     name = str(name).lower()
     if name == "ircnn" and pretrained not in _NO_WEIGHTS:
         data_root = kwargs.get("data_root")
-        path = (
-            default_keras_dir(data_root)
-            if str(pretrained) == "official"
-            else resolve_weights_path(pretrained, data_root)
-        )
+        path = _official_dir(data_root) if str(pretrained) == "official" else resolve_weights_path(pretrained, data_root)
         if path.is_dir() or path.suffix.lower() == ".pth":
             channels = int(kwargs.get("channels", 64))
             dilations = tuple(kwargs.get("dilations", IRCNN_DILATIONS))

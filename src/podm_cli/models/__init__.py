@@ -1,0 +1,5 @@
+"""Trainable models (plain ``nn.Module``s, no Lightning, no Hydra): RPODM's unrolled cascade."""
+
+from podm_cli.models.rpodm import RPODM, StageSchedule
+
+__all__ = ["RPODM", "StageSchedule"]

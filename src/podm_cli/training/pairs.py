@@ -1,0 +1,229 @@
+"""Training pairs for RPODM, made on the fly: (blurred, sharp, kernel, sigma) from images disjoint from every
+test image, with kernels that are never the 8 Levin kernels.
+
+* **Images** (:func:`training_images`): grey (BT.601 luma) BSDS500 *train* + *test* (400 images) for
+  training; BSDS500 *val* minus the 68 BSD68 images for validation (BSD68 = 68 of the 100 val images and is
+  part of ``sun_substitute``; they are recognised by content, not by name). Levin, Set12 and Sun images are
+  never read. ``podm data prepare`` stores the decoded images in an HDF5 cache (:mod:`podm_cli.training.cache`).
+* **Kernels** (:class:`KernelPool`): the real camera-shake kernels of Schelten et al. 2015 whose support
+  fits ``kernel_size`` (37 of 192 at 31 px) and random-walk kernels (:func:`podm_cli.kernels.random_motion_kernel`),
+  half and half, zero-padded to ``kernel_size`` squared.
+* **Pairs** (:class:`BlurPairs`): a random crop with a random flip/rotation, a random kernel, circular blur
+  (``operator=circular``) or ``valid`` blur of a crop enlarged by the kernel (``operator=valid``), Gaussian
+  noise of level ``sigma`` (a number or a ``[low, high]`` range), optional 8-bit rounding. Every item is a pure
+  function of ``(seed, epoch, index)``, so a run is reproducible and workers need no shared state.
+
+Example::
+
+    >>> import torch
+    >>> pool = KernelPool([], kernel_size=15, real_fraction=0.0)
+    >>> pairs = BlurPairs([torch.rand(1, 40, 50)], pool, crop=24, length=3, sigma=0.01)
+    >>> item = pairs[0]
+    >>> tuple(item["blurred"].shape), tuple(item["sharp"].shape), tuple(item["kernel"].shape)
+    ((1, 24, 24), (1, 24, 24), (1, 15, 15))
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from podm_cli.errors import InputError
+
+__all__ = [
+    "BSD68",
+    "BSDS_TRAIN_SETS",
+    "BSDS_VAL",
+    "SCHELTEN",
+    "BlurPairs",
+    "KernelPool",
+    "ValidationPairs",
+    "bsd68_in_val",
+    "load_schelten",
+    "training_images",
+]
+
+BSDS_TRAIN_SETS = ("train/BSDS500/train", "train/BSDS500/test")
+BSDS_VAL = "train/BSDS500/val"
+BSD68 = "train/BSD68"
+SCHELTEN = "train/kernels_schelten2015.mat"
+
+
+def _gray_files(root: Path, rel: str) -> list[Path]:
+    from podm_cli.data.locator import require
+
+    folder = require(root, rel, "training images", "train")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".png") and p.is_file())
+
+
+def _read_gray(path: Path) -> Tensor:
+    from podm_cli.imageio import read_image
+
+    return read_image(path, mode="gray")[0].float()
+
+
+def bsd68_in_val(root: str | os.PathLike) -> dict[str, str]:
+    """``{val image stem: BSD68 file name}`` for the BSDS500 val images that are BSD68 images (by content:
+    same size and mean absolute grey difference below 2/255, allowing for JPEG-to-grey conversion)."""
+    root = Path(root)
+    bsd = [(p.name, _read_gray(p)) for p in _gray_files(root, BSD68)]
+    found: dict[str, str] = {}
+    for p in _gray_files(root, BSDS_VAL):
+        x = _read_gray(p)
+        for name, b in bsd:
+            if b.shape == x.shape and float((b - x).abs().mean()) < 2 / 255:
+                found[p.stem] = name
+                break
+    return found
+
+
+def training_images(root: str | os.PathLike, split: str = "train", limit: int | None = None) -> list[tuple[str, Tensor]]:
+    """``[(name, (1, H, W) float32 grey)]`` of a split: ``train`` (BSDS500 train + test) or ``val`` (BSDS500
+    val minus BSD68). ``limit`` keeps the first ``limit`` in name order."""
+    root = Path(root)
+    if split == "train":
+        files = [p for rel in BSDS_TRAIN_SETS for p in _gray_files(root, rel)]
+    elif split == "val":
+        excluded = bsd68_in_val(root)
+        files = [p for p in _gray_files(root, BSDS_VAL) if p.stem not in excluded]
+    else:
+        raise InputError(f"split must be 'train' or 'val', got {split!r}")
+    if limit is not None:
+        files = files[: int(limit)]
+    return [(f"{p.parent.name}/{p.stem}", _read_gray(p)) for p in files]
+
+
+def load_schelten(root: str | os.PathLike, kernel_size: int) -> list[Tensor]:
+    """The Schelten et al. 2015 kernels whose support fits ``kernel_size`` (negatives clipped, sum 1)."""
+    import scipy.io
+
+    from podm_cli.data.locator import require
+
+    mats = scipy.io.loadmat(require(Path(root), SCHELTEN, "training kernels", "train"))["kernels"].ravel()
+    out = []
+    for k in mats:
+        k = np.clip(np.asarray(k, dtype=np.float64), 0, None)
+        if max(k.shape) <= kernel_size and k.sum() > 0:
+            out.append(torch.from_numpy(k / k.sum()))
+    return out
+
+
+def _pad_kernel(k: Tensor, size: int) -> Tensor:
+    out = torch.zeros(size, size, dtype=torch.float32)
+    oy, ox = (size - k.shape[0]) // 2, (size - k.shape[1]) // 2
+    out[oy : oy + k.shape[0], ox : ox + k.shape[1]] = k.float()
+    return out / out.sum()
+
+
+class KernelPool:
+    """Draws ``(kernel_size, kernel_size)`` kernels: real ones (given, e.g. Schelten's) with probability
+    ``real_fraction``, else random-walk camera shake of arc length in ``length``."""
+
+    def __init__(self, real: Sequence[Tensor], kernel_size: int = 31, real_fraction: float = 0.5,
+                 length: tuple[float, float] = (4.0, 28.0)):
+        if kernel_size < 3:
+            raise InputError(f"kernel_size must be >= 3, got {kernel_size}")
+        self.kernel_size = int(kernel_size)
+        self.real = [_pad_kernel(k, self.kernel_size) for k in real]
+        self.real_fraction = float(real_fraction) if self.real else 0.0
+        self.length = (float(length[0]), float(length[1]))
+
+    def draw(self, generator: torch.Generator) -> Tensor:
+        from podm_cli.kernels import random_motion_kernel
+
+        if self.real and float(torch.rand((), generator=generator)) < self.real_fraction:
+            k = self.real[int(torch.randint(len(self.real), (), generator=generator))]
+            return torch.rot90(k, int(torch.randint(4, (), generator=generator)), (0, 1)).contiguous()
+        seed = int(torch.randint(2**62, (), generator=generator))
+        return random_motion_kernel(self.kernel_size, length=self.length, generator=seed).float()
+
+
+def _observe(sharp: Tensor, kernel: Tensor, sigma: float, mode: str, quantize: bool, gen: torch.Generator):
+    """Blur (circular, or valid: ``sharp`` is the enlarged crop), add noise, optionally round to 8 bits."""
+    from podm_cli.physics import Blur
+
+    y = Blur(kernel, mode)(sharp[None])[0]
+    y = y + sigma * torch.randn(y.shape, generator=gen)
+    if quantize:
+        y = torch.round(y.clamp(0, 1) * 255) / 255
+    return y
+
+
+def _sigma(sigma, gen: torch.Generator) -> float:
+    if isinstance(sigma, (int, float)):
+        return float(sigma)
+    lo, hi = (float(s) for s in sigma)
+    return lo + (hi - lo) * float(torch.rand((), generator=gen))
+
+
+class BlurPairs(Dataset):
+    """``length`` random training pairs per epoch (see the module docstring); call :meth:`set_epoch`."""
+
+    def __init__(self, images: Sequence[Tensor], kernels: KernelPool, crop: int = 128, length: int = 1000,
+                 sigma: float | Sequence[float] = 0.01, mode: str = "circular", quantize: bool = False,
+                 seed: int = 0):
+        if mode not in ("circular", "valid"):
+            raise InputError(f"blur mode must be circular or valid, got {mode!r}")
+        self.mode = mode
+        self.pad = kernels.kernel_size - 1 if mode == "valid" else 0
+        need = crop + self.pad
+        self.images = [im for im in images if min(im.shape[-2:]) >= need]
+        if not self.images:
+            raise InputError(f"no training image is at least {need} px on each side (crop {crop})")
+        self.kernels, self.crop, self.length = kernels, int(crop), int(length)
+        self.sigma, self.quantize, self.seed, self.epoch = sigma, bool(quantize), int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _pair(self, x: Tensor, gen: torch.Generator) -> dict[str, Tensor]:
+        """Observe the (enlarged, for valid) sharp patch ``x`` with a random kernel and noise level."""
+        from podm_cli.physics.blur import valid_offset
+
+        k = self.kernels.draw(gen)
+        sigma = _sigma(self.sigma, gen)
+        y = _observe(x.contiguous(), k, sigma, self.mode, self.quantize, gen)
+        if self.pad:
+            oy, ox = valid_offset(*k.shape)
+            x = x[:, oy : oy + self.crop, ox : ox + self.crop]
+        return {"blurred": y.float(), "sharp": x.contiguous().float(), "kernel": k[None].float(),
+                "sigma": torch.tensor(sigma, dtype=torch.float32)}
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        gen = torch.Generator().manual_seed(hash((self.seed, self.epoch, int(index))) & (2**62 - 1))
+        im = self.images[int(torch.randint(len(self.images), (), generator=gen))]
+        size = self.crop + self.pad
+        h, w = im.shape[-2:]
+        t = int(torch.randint(h - size + 1, (), generator=gen))
+        left = int(torch.randint(w - size + 1, (), generator=gen))
+        x = im[:, t : t + size, left : left + size]
+        x = torch.rot90(x, int(torch.randint(4, (), generator=gen)), (1, 2))
+        if float(torch.rand((), generator=gen)) < 0.5:
+            x = x.flip(-1)
+        return self._pair(x, gen)
+
+
+class ValidationPairs(BlurPairs):
+    """Fixed validation pairs: centre crops, one kernel per image drawn from a fixed seed, fixed noise."""
+
+    def __init__(self, images: Sequence[Tensor], kernels: KernelPool, crop: int = 128,
+                 sigma: float = 0.01, mode: str = "circular", quantize: bool = False, seed: int = 12345):
+        super().__init__(images, kernels, crop, len(images), sigma, mode, quantize, seed)
+        self.length = len(self.images)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + int(index))
+        im = self.images[int(index)]
+        size = self.crop + self.pad
+        h, w = im.shape[-2:]
+        x = im[:, (h - size) // 2 : (h - size) // 2 + size, (w - size) // 2 : (w - size) // 2 + size]
+        return self._pair(x, gen)

@@ -1,0 +1,189 @@
+"""RPODM model, its exported weights and the eval method: numbers that can fail."""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import pytest
+import torch
+
+from podm_cli.errors import InputError
+from podm_cli.methods.ircnn import hqs_schedule
+from podm_cli.models import RPODM
+from podm_cli.models.rpodm import NoiseConditioned
+from podm_cli.nets.ircnn import IRCNNDenoiser
+from podm_cli.physics import Blur
+from podm_cli.training.export import export_weights, load_weights, read_weights_file
+
+SMALL = {"name": "ircnn", "channels": 8, "pretrained": None}
+
+
+def _problem(n=2, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, size, size, generator=g, dtype=torch.float64)
+    k = torch.rand(n, 1, 7, 7, generator=g, dtype=torch.float64)
+    k /= k.sum((-1, -2), keepdim=True)
+    y = Blur(k)(x) + 0.01 * torch.randn(x.shape, generator=g, dtype=torch.float64)
+    return x, y, k
+
+
+def test_mu_starts_at_ircnn_rho():
+    """Stage l's F weight at initialisation is IRCNN's rho at the next denoiser level; the last is 1e4 x."""
+    model = RPODM(stages=5, denoiser=SMALL, sigma_schedule=(49.0, 13.0), final_mu_scale=1e4)
+    sigma = torch.tensor([0.01, 0.03])
+    _, rho = hqs_schedule(sigma, iterations=5, sigma_max=49.0, sigma_floor=13.0)
+    mu = model.mu(sigma).double()
+    torch.testing.assert_close(mu[:, :-1], rho[:, 1:], rtol=1e-5, atol=0)
+    torch.testing.assert_close(mu[:, -1], rho[:, -1] * 1e4, rtol=1e-5, atol=0)
+
+
+def test_first_stage_without_g_is_denoise_then_exact_fidelity_step():
+    """prior=none: x^1 = argmin ||k*x - y||^2 / 2 + mu/2 ||x - D(y)||^2, checked by its optimality condition."""
+    x, y, k = _problem()
+    model = RPODM(stages=1, denoiser=SMALL, prior={"name": "none"}).double()
+    with torch.no_grad():
+        x1 = model(y, k, torch.full((2,), 0.01))
+        xa = model.denoise(0, y)
+        mu = model.mu(torch.full((2,), 0.01))[:, 0].reshape(-1, 1, 1, 1)
+    blur = Blur(k)
+    grad = blur.A_adjoint(blur(x1) - y) + mu * (x1 - xa)
+    assert float(grad.abs().max()) < 1e-10
+
+
+def test_g_step_is_prox_gradient_on_the_prior():
+    """With p = 1 (soft-thresholding in the DCT) G is prox_{lam}(v) for v = x_F - s (grad f + alpha (x_F - x0))."""
+    from podm_cli.priors.lp import dct2, idct2
+
+    x, y, k = _problem(n=1)
+    model = RPODM(stages=1, denoiser=SMALL, prior={"name": "lp_dct", "p": 1.0, "lam": 0.02}, step=0.5, alpha=0.1).double()
+    model.prior.gst_iterations = 1
+    with torch.no_grad():
+        out = model(y, k, torch.tensor([0.01]))
+        model.use_g = False
+        xf = model(y, k, torch.tensor([0.01]))
+    blur = Blur(k)
+    v = xf - 0.5 * (blur.A_adjoint(blur(xf) - y) + 0.1 * (xf - y))
+    c = dct2(v)
+    want = idct2(torch.sign(c) * (c.abs() - 0.5 * 0.02).clamp_min(0))
+    torch.testing.assert_close(out, want, rtol=1e-6, atol=1e-6)
+
+
+def test_gradients_reach_every_stage_parameter_and_checkpointing_matches():
+    x, y, k = _problem()
+    sigma = torch.full((2,), 0.01)
+    grads = []
+    for ckpt in (False, True):
+        torch.manual_seed(0)
+        model = RPODM(stages=3, denoiser=SMALL, prior={"name": "lp_dct"}, checkpoint_stages=ckpt,
+                      mu_mode="hypernet").double()
+        loss = (model(y, k, sigma) - x).abs().mean()
+        loss.backward()
+        named = dict(model.named_parameters())
+        for name in ("log_mu", "g_lam", "g_step", "g_alpha", "denoisers.0.model.0.weight", "denoisers.2.model.12.bias",
+                     "hypernet.2.weight"):
+            assert named[name].grad is not None and float(named[name].grad.abs().sum()) > 0, name
+        grads.append(named["denoisers.0.model.0.weight"].grad.clone())
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_shared_noise_conditioned_denoiser_starts_as_the_plain_net():
+    net = IRCNNDenoiser(channels=8)
+    x = torch.rand(2, 1, 24, 24)
+    want = net(x)
+    cond = NoiseConditioned(net)
+    torch.testing.assert_close(cond(x, torch.tensor([0.1, 0.5])), want)
+    model = RPODM(stages=4, denoiser=SMALL, share_denoiser=True)
+    assert len(model.denoisers) == 1 and model(x, torch.ones(3, 3) / 9, 0.01).shape == x.shape
+
+
+def test_colour_images_go_channel_by_channel():
+    model = RPODM(stages=2, denoiser=SMALL).eval()
+    x = torch.rand(1, 3, 32, 32)
+    k = torch.ones(5, 5) / 25
+    with torch.no_grad():
+        colour = model(x, k, 0.01)
+        grey = torch.cat([model(x[:, c : c + 1], k, 0.01) for c in range(3)], 1)
+    torch.testing.assert_close(colour, grey, rtol=1e-5, atol=1e-5)
+
+
+def test_bad_arguments_are_input_errors():
+    with pytest.raises(InputError, match="stages"):
+        RPODM(stages=0, denoiser=SMALL)
+    with pytest.raises(InputError, match="mu_mode"):
+        RPODM(stages=2, denoiser=SMALL, mu_mode="magic")
+    with pytest.raises(InputError, match="sigma_schedule"):
+        RPODM(stages=2, denoiser=SMALL, sigma_schedule=(5.0, 20.0))
+
+
+def test_export_round_trip_in_fp16_changes_little(tmp_path):
+    cfg = {"stages": 2, "denoiser": SMALL, "prior": {"name": "lp_dct", "lam": 1e-4}}
+    model = RPODM(**cfg).eval()
+    path = export_weights(model, cfg, tmp_path / "m.pt", trained_for={"mode": "circular"})
+    back = load_weights(path)
+    x, y, k = _problem()
+    with torch.no_grad():
+        a, b = model(y.float(), k.float(), 0.01), back(y.float(), k.float(), 0.01)
+    err = float((a - b).pow(2).mean())
+    assert 10 * math.log10(1 / err) > 55  # fp16 storage: far below any PSNR difference that matters
+    assert read_weights_file(path)["trained_for"] == {"mode": "circular"}
+
+
+def test_weights_files_cannot_run_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('pwned')",))
+
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as f:
+        pickle.dump({"format": "podm-rpodm/1", "x": Evil()}, f)
+    with pytest.raises(InputError, match="not a loadable RPODM weights file"):
+        load_weights(path)
+    torch.save({"format": "something else"}, tmp_path / "other.pt")
+    with pytest.raises(InputError, match="not an RPODM weights file"):
+        load_weights(tmp_path / "other.pt")
+
+
+def test_bf16_autocast_keeps_fft_steps_in_float32():
+    """Under bf16 autocast (trainer precision bf16-mixed) the networks run in bf16, F and G in float32."""
+    x, y, k = _problem()
+    model = RPODM(stages=2, denoiser=SMALL, prior={"name": "lp_dct"})
+    y, k = y.float(), k.float()
+    ref = model(y, k, 0.01)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(y, k, 0.01)
+    assert out.dtype == torch.float32
+    assert float((out - ref).abs().max()) < 0.05
+    out.mean().backward()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_forward_backward_matches_cpu():
+    x, y, k = _problem()
+    model = RPODM(stages=2, denoiser=SMALL, prior={"name": "lp_dct"}).float()
+    cpu = model(y.float(), k.float(), 0.01)
+    gpu = model.cuda()(y.float().cuda(), k.float().cuda(), 0.01)
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4, atol=1e-4)
+    gpu.mean().backward()
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from podm_cli.models import rpodm
+    from podm_cli.training import cache, export, module, pairs
+
+    for mod in (rpodm, pairs, cache, export, module):
+        assert doctest.testmod(mod).failed == 0, mod.__name__
+
+
+def test_losses():
+    from podm_cli.training.module import restoration_loss
+
+    x, ref = torch.tensor([0.0, 0.3]), torch.tensor([0.1, 0.0])
+    assert float(restoration_loss("l1", x, ref)) == pytest.approx(0.2)
+    assert float(restoration_loss("mse", x, ref)) == pytest.approx(0.05)
+    assert float(restoration_loss("charbonnier", x, ref, eps=1e-3)) == pytest.approx(0.2, abs=1e-5)
+    with pytest.raises(InputError):
+        restoration_loss("huber", x, ref)

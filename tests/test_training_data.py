@@ -1,0 +1,95 @@
+"""RPODM's training data never touch a test image or a Levin kernel (the lists are checked, by content)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.signal import correlate2d
+
+from podm_cli.kernels import load_levin_kernels
+from podm_cli.training.pairs import BlurPairs, KernelPool, load_schelten, training_images
+
+
+@pytest.fixture(scope="module")
+def splits(request):
+    from conftest import shared_data_dir
+
+    root = shared_data_dir()
+    if root is None:
+        pytest.skip("reference data absent")
+    return root, training_images(root, "train"), training_images(root, "val")
+
+
+def _test_images(root):
+    from podm_cli.imageio import read_image
+
+    files = sorted((root / "levin" / "gt").glob("im_*.png")) + sorted((root / "train" / "Set12").glob("*.png"))
+    files += sorted((root / "train" / "BSD68").glob("*.png"))
+    return [(f.name, read_image(f, mode="gray")[0].float()) for f in files]
+
+
+def test_splits_are_bsds_train_test_and_val_minus_bsd68(splits):
+    root, train, val = splits
+    assert len(train) == 400 and {n.split("/")[0] for n, _ in train} == {"train", "test"}
+    assert len(val) == 32 and {n.split("/")[0] for n, _ in val} == {"val"}
+    assert not {n for n, _ in train} & {n for n, _ in val}
+
+
+def test_no_training_or_validation_image_is_a_test_image(splits):
+    root, train, val = splits
+    tests = _test_images(root)
+    assert len(tests) == 4 + 12 + 68
+    for name, im in train + val:
+        for tname, t in tests:
+            if t.shape == im.shape:  # BSD68 images are 481x321 like BSDS: compare content
+                assert float((t - im).abs().mean()) > 10 / 255, (name, tname)
+
+
+@pytest.mark.slow
+def test_no_test_image_is_a_crop_of_a_training_image(splits):
+    """A 48x48 centre patch of each Levin/Set12 image is not found (normalised correlation > 0.98) anywhere."""
+    root, train, val = splits
+    for tname, t in _test_images(root)[:16]:
+        h, w = t.shape[-2:]
+        patch = t[0, h // 2 - 24 : h // 2 + 24, w // 2 - 24 : w // 2 + 24].double()
+        patch = (patch - patch.mean()) / patch.norm()
+        kernel = patch.flip(0, 1)[None, None]
+        for name, im in train + val:
+            x = im.double()[None]
+            num = torch.nn.functional.conv2d(x, kernel)
+            ones = torch.ones_like(kernel)
+            s1 = torch.nn.functional.conv2d(x, ones)
+            s2 = torch.nn.functional.conv2d(x**2, ones)
+            std = (s2 - s1**2 / 48**2).clamp_min(1e-12).sqrt()
+            assert float((num / std).max()) < 0.98, (tname, name)
+
+
+def test_training_kernels_are_never_levin_kernels(data_dir):
+    levin = [k.double().numpy() for k in load_levin_kernels(data_dir / "levin" / "kernels" / "Levin09.mat")]
+    real = [k.numpy() for k in load_schelten(data_dir, 31)]
+    assert len(real) == 37
+    for k in real:
+        for lk in levin:
+            for cand in (lk, lk.T):
+                for rot in range(4):
+                    c = np.rot90(cand, rot)
+                    corr = correlate2d(k, c, mode="full").max() / (np.linalg.norm(k) * np.linalg.norm(c))
+                    assert corr < 0.9
+
+
+def test_pairs_are_reproducible_and_follow_the_observation_model():
+    pool = KernelPool([], kernel_size=9, real_fraction=0.0)
+    images = [torch.rand(1, 50, 60, generator=torch.Generator().manual_seed(0))]
+    a = BlurPairs(images, pool, crop=32, length=4, sigma=0.0)
+    b = BlurPairs(images, pool, crop=32, length=4, sigma=0.0)
+    ia, ib = a[2], b[2]
+    assert torch.equal(ia["blurred"], ib["blurred"]) and torch.equal(ia["kernel"], ib["kernel"])
+    a.set_epoch(1)
+    assert not torch.equal(a[2]["blurred"], ib["blurred"])
+    from podm_cli.physics import Blur
+
+    torch.testing.assert_close(Blur(ia["kernel"][0])(ia["sharp"][None])[0], ia["blurred"], rtol=0, atol=1e-5)
+    noisy = BlurPairs(images, pool, crop=32, length=64, sigma=0.02)
+    res = torch.stack([(Blur(p["kernel"][0])(p["sharp"][None])[0] - p["blurred"]) for p in (noisy[i] for i in range(64))])
+    assert abs(float(res.std()) - 0.02) < 0.001
