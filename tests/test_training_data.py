@@ -93,3 +93,13 @@ def test_pairs_are_reproducible_and_follow_the_observation_model():
     noisy = BlurPairs(images, pool, crop=32, length=64, sigma=0.02)
     res = torch.stack([(Blur(p["kernel"][0])(p["sharp"][None])[0] - p["blurred"]) for p in (noisy[i] for i in range(64))])
     assert abs(float(res.std()) - 0.02) < 0.001
+
+
+def test_hdf5_cache_holds_exactly_the_decoded_images(data_dir, tmp_path):
+    from podm_cli.training.cache import read_cache, write_images
+
+    train = training_images(data_dir, "train", limit=3)
+    path = write_images(tmp_path / "c.h5", {"train": train, "val": []}, excluded={})
+    back = read_cache(path, "train")
+    assert [n for n, _ in back] == [n for n, _ in train]
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(back, train))

@@ -63,9 +63,10 @@ def _gray_files(root: Path, rel: str) -> list[Path]:
 
 
 def _read_gray(path: Path) -> Tensor:
+    """Grey luma rounded to 8 bits, exactly what the HDF5 cache stores (a run is the same with or without it)."""
     from podm_cli.imageio import read_image
 
-    return read_image(path, mode="gray")[0].float()
+    return torch.round(read_image(path, mode="gray")[0].float() * 255) / 255
 
 
 def bsd68_in_val(root: str | os.PathLike) -> dict[str, str]:
