@@ -30,7 +30,7 @@ from podm_cli.errors import InputError
 
 __all__ = ["CACHE_FORMAT", "default_cache_path", "prepare_cache", "read_cache", "write_images"]
 
-CACHE_FORMAT = "podm-train-images/1"
+CACHE_FORMAT = "podm-train-images/2"  # 2: without the BSDS image that contains Set12 04
 
 
 def default_cache_path() -> Path:
