@@ -50,3 +50,13 @@ def run_podm(args: list[str], cwd: Path, env: dict | None = None, timeout: float
 
 def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
     return [line for line in proc.stderr.splitlines() if line.strip()]
+
+
+def eval_rows(tmp_path: Path, data_dir: Path, *args: str) -> dict:
+    """Run ``podm eval ARGS`` into ``tmp_path/eval`` (no report) and return results.json's rows by method."""
+    import json
+
+    run = tmp_path / "eval"
+    proc = run_podm(["eval", *args, "report=false", f"hydra.run.dir={run}"], tmp_path, env={"PODM_DATA": str(data_dir)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return {r["method"]: r for r in json.loads((run / "results.json").read_text())["rows"]}

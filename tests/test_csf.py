@@ -162,17 +162,11 @@ def test_csf_bad_input(tmp_path):
 
 @pytest.mark.data
 def test_podm_eval_runs_csf_and_labels_its_source(tmp_path, data_dir):
-    import json
-
-    from conftest import run_podm
+    from conftest import eval_rows
 
     if not default_csf_path().is_file():
         pytest.skip("podm CSF model not trained yet (scripts/train_csf.py)")
-    run = tmp_path / "run"
-    proc = run_podm(["eval", "methods=[csf,csf_official]", "datasets=[levin]", "limit=2", "report=false",
-                     f"hydra.run.dir={run}"], tmp_path, env={"PODM_DATA": str(data_dir)})
-    assert proc.returncode == 0, proc.stderr
-    rows = {r["method"]: r for r in json.loads((run / "results.json").read_text())["rows"]}
+    rows = eval_rows(tmp_path, data_dir, "methods=[csf,csf_official]", "datasets=[levin]", "limit=2")
     assert rows["csf"]["source"] == "recomputed (CSF trained by podm)"
     assert rows["csf_official"]["source"] == "official model"
     assert rows["csf"]["paper_psnr"] == 32.74 and 27 < rows["csf"]["psnr"] < 40

@@ -90,16 +90,10 @@ def test_epll_bad_input(tmp_path):
 @pytest.mark.slow
 @pytest.mark.data
 def test_podm_eval_runs_epll_and_labels_its_source(tmp_path, data_dir):
-    import json
-
-    from conftest import run_podm
+    from conftest import eval_rows
 
     if not default_gmm_path().is_file():
         pytest.skip("GMM artefact not trained yet (scripts/train_gmm.py)")
-    run = tmp_path / "run"
-    proc = run_podm(["eval", "methods=[epll]", "datasets=[levin]", "limit=1", "report=false",
-                     f"hydra.run.dir={run}"], tmp_path, env={"PODM_DATA": str(data_dir)})
-    assert proc.returncode == 0, proc.stderr
-    row = json.loads((run / "results.json").read_text())["rows"][0]
+    row = eval_rows(tmp_path, data_dir, "methods=[epll]", "datasets=[levin]", "limit=1")["epll"]
     assert row["source"] == "recomputed (GMM trained by podm)" and row["paper_psnr"] == 31.65
     assert row["psnr"] > 30.0  # levin im1 x kernel 1, circular, 1 % noise (measured 33.2 in the full run)

@@ -8,7 +8,7 @@ import glob
 import pytest
 import torch
 
-from conftest import error_lines, run_podm
+from conftest import error_lines, eval_rows, run_podm
 from podm_cli.training.cache import write_images
 from podm_cli.training.export import read_weights_file
 
@@ -43,12 +43,8 @@ def test_quick_run_writes_events_checkpoints_and_weights_then_resumes(tmp_path, 
     assert "best val/psnr" in proc.stdout
 
     # the exported weights run in `podm eval` like any method, labelled as podm's own training
-    proc = run_podm(["eval", "methods=[rpodm]", "datasets=[levin]", "limit=2", f"method_cfg.rpodm.weights={run / 'rpodm.pt'}",
-                     f"hydra.run.dir={tmp_path / 'eval'}"], tmp_path, env={"PODM_DATA": str(data_dir)})
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    import json
-
-    rows = json.loads((tmp_path / "eval" / "results.json").read_text())["rows"]
+    rows = list(eval_rows(tmp_path, data_dir, "methods=[rpodm]", "datasets=[levin]", "limit=2",
+                          f"method_cfg.rpodm.weights={run / 'rpodm.pt'}").values())
     assert rows[0]["method"] == "rpodm" and rows[0]["source"] == "recomputed (RPODM trained by podm)"
     assert 15 < rows[0]["psnr"] < 40
 

@@ -24,3 +24,8 @@ def resolve_dtype(name: str) -> torch.dtype:
     if name not in dtypes:
         raise PodmError(f"invalid dtype '{name}' (float32 | float64)")
     return dtypes[name]
+
+
+def config_value(value) -> str:
+    """A structured-config enum (``operator.mode``, ``operator.boundary``) or plain string as a string."""
+    return str(getattr(value, "value", value))

@@ -9,7 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from podm_cli.apps.common import resolve_device, resolve_dtype
+from podm_cli.apps.common import config_value, resolve_device, resolve_dtype
 from podm_cli.data.datasets import PROTOCOLS
 from podm_cli.data.locator import data_root
 from podm_cli.errors import PodmError
@@ -25,7 +25,7 @@ def build_methods(cfg: DictConfig) -> dict:
     return {
         name: instantiate(
             cfg.method_cfg[name],
-            boundary=cfg.operator.boundary.value if hasattr(cfg.operator.boundary, "value") else cfg.operator.boundary,
+            boundary=config_value(cfg.operator.boundary),
             edgetaper_iterations=cfg.operator.edgetaper_iterations,
         )
         for name in names

@@ -63,6 +63,7 @@ def main(cfg: DictConfig) -> float:
     import lightning as L
     import torch
 
+    from podm_cli.apps.common import config_value
     from podm_cli.data.locator import data_root
     from podm_cli.training.cache import default_cache_path
     from podm_cli.training.datamodule import BlurPairsDataModule
@@ -72,8 +73,7 @@ def main(cfg: DictConfig) -> float:
     _one_log_stream()
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     root = data_root(cfg.data.root)
-    mode = cfg.operator.mode.value if hasattr(cfg.operator.mode, "value") else str(cfg.operator.mode)
-    boundary = cfg.operator.boundary.value if hasattr(cfg.operator.boundary, "value") else str(cfg.operator.boundary)
+    mode, boundary = config_value(cfg.operator.mode), config_value(cfg.operator.boundary)
     if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
         raise PodmError(f"ckpt_path {cfg.ckpt_path} does not exist")
     L.seed_everything(cfg.seed, workers=True, verbose=False)

@@ -26,7 +26,6 @@ the authors edgetapered between stages instead.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -38,6 +37,7 @@ from torch import Tensor
 from podm_cli.errors import InputError
 from podm_cli.methods.base import Method, Requirements
 from podm_cli.methods.fourier import blur_otf
+from podm_cli.npzfile import load_npz, save_npz
 
 __all__ = ["CSF", "CSFModel", "csf_stage", "default_csf_path", "fit_rbf_weights", "rbf_shrink"]
 
@@ -161,36 +161,20 @@ class CSFModel:
 
     # -------------------------------------------------------------------------- podm .npz
     def save(self, path) -> Path:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(
-            tmp, lam=self.lam.detach().double().numpy(), filters=self.filters.detach().float().numpy(),
+        return save_npz(
+            path, self.meta, lam=self.lam.detach().double().numpy(), filters=self.filters.detach().float().numpy(),
             weights=self.weights.detach().float().numpy(),
-            grid=np.array([self.mu0, self.step, self.precision, -1.0 if self.sigma is None else self.sigma]),
-            meta=np.array(json.dumps(self.meta)))
-        tmp.replace(path)
-        return path
+            grid=np.array([self.mu0, self.step, self.precision, -1.0 if self.sigma is None else self.sigma]))
 
     @classmethod
     def load(cls, path) -> "CSFModel":
         path = Path(path)
         if path.suffix.lower() == ".mat":
             return cls.from_mat(path)
-        if not path.is_file():
-            raise InputError(f"csf: no such model file {path}")
-        import zipfile
-
-        if not zipfile.is_zipfile(path):
-            raise InputError(f"csf: {path} is neither an .npz archive (CSFModel.save) nor a .mat file")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                lam = torch.from_numpy(f["lam"].astype(np.float64))
-                filters = torch.from_numpy(f["filters"].astype(np.float64))
-                weights = torch.from_numpy(f["weights"].astype(np.float64))
-                mu0, step, prec, sigma = (float(v) for v in f["grid"])
-                meta = json.loads(str(f["meta"])) if "meta" in f else {}
-        except (OSError, KeyError, ValueError) as e:
-            raise InputError(f"csf: cannot read {path}: {e}") from None
+        f, meta = load_npz(path, "csf", ("lam", "filters", "weights", "grid"),
+                           not_npz="is neither an .npz archive (CSFModel.save) nor a .mat file")
+        lam, filters, weights = (torch.from_numpy(f[k].astype(np.float64)) for k in ("lam", "filters", "weights"))
+        mu0, step, prec, sigma = (float(v) for v in f["grid"])
         return cls(lam, filters, weights, mu0, step, prec, None if sigma < 0 else sigma, meta)
 
 

@@ -241,22 +241,22 @@ class RPODM(nn.Module):
             out = self.denoisers[index](xin)
         return out.reshape(n, c, h, w).contiguous()
 
-    def _stage(self, index: int, x: Tensor, y: Tensor, otf: Tensor, kty: Tensor, k2: Tensor, mu: Tensor):
+    def _stage(self, index: int, x: Tensor, kty: Tensor, k2: Tensor, mu: Tensor):
         x_a = self.denoise(index, x)
         # F and G in full precision even under bf16/fp16 autocast (FFTs and the DCT need it)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            return self._fidelity_and_optimality(index, x, x_a.to(x.dtype), y, otf, kty, k2, mu)
+            return self._fidelity_and_optimality(index, x, x_a.to(x.dtype), kty, k2, mu)
 
-    def _fidelity_and_optimality(self, index, x, x_a, y, otf, kty, k2, mu):
+    def _fidelity_and_optimality(self, index, x, x_a, kty, k2, mu):
         h, w = x.shape[-2:]
         m = mu[:, index].reshape(-1, 1, 1, 1).to(x.dtype)
-        x_f = torch.fft.irfft2((kty + m * torch.fft.rfft2(x_a)) / (k2 + m), s=(h, w))
+        spectrum = (kty + m * torch.fft.rfft2(x_a)) / (k2 + m)  # of x_F
+        x_f = torch.fft.irfft2(spectrum, s=(h, w))
         if not self.use_g:
             return x_f
         sp = nn.functional.softplus
         lam, step, alpha = sp(self.g_lam[index]), sp(self.g_step[index]), sp(self.g_alpha[index])
-        kx = torch.fft.irfft2(torch.fft.rfft2(x_f) * otf, s=(h, w))
-        grad_f = torch.fft.irfft2(torch.fft.rfft2(kx - y) * otf.conj(), s=(h, w))
+        grad_f = torch.fft.irfft2(spectrum * k2 - kty, s=(h, w))  # k^T (k * x_F - y), from x_F's spectrum
         v = x_f - step * (grad_f + alpha * (x_f - x))
         return self.prior.prox(v, step * lam)
 
@@ -278,8 +278,8 @@ class RPODM(nn.Module):
         x, outs = y, []
         for i in range(self.stages if stages is None else min(int(stages), self.stages)):
             if self.checkpoint_stages and torch.is_grad_enabled():
-                x = checkpoint(self._stage, i, x, y, otf, kty, k2, mu, use_reentrant=False)
+                x = checkpoint(self._stage, i, x, kty, k2, mu, use_reentrant=False)
             else:
-                x = self._stage(i, x, y, otf, kty, k2, mu)
+                x = self._stage(i, x, kty, k2, mu)
             outs.append(x)
         return outs if return_stages else x

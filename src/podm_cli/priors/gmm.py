@@ -48,6 +48,7 @@ import torch
 from torch import Tensor
 
 from podm_cli.errors import InputError
+from podm_cli.npzfile import load_npz, save_npz
 
 __all__ = [
     "EMRecord",
@@ -199,38 +200,20 @@ class GaussianMixture:
     # ------------------------------------------------------------------------------ persistence
     def save(self, path) -> Path:
         """Write an ``.npz``: weights (float32), covariance upper triangles (float32), patch size, meta."""
-        import json
-
-        path = Path(path)
         d = self.dim
         iu = torch.triu_indices(d, d)
         tri = self.covs.to(torch.float64)[:, iu[0], iu[1]].to(torch.float32).numpy()
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, weights=self.weights.to(torch.float32).numpy(), cov_triu=tri,
-                            patch=np.int64(self.patch), meta=np.array(json.dumps(self.meta)))
-        tmp.replace(path)
-        return path
+        return save_npz(path, self.meta, weights=self.weights.to(torch.float32).numpy(), cov_triu=tri,
+                        patch=np.int64(self.patch))
 
     @classmethod
     def load(cls, path) -> "GaussianMixture":
         """Read what :meth:`save` wrote (float64 in memory); bad files raise :class:`InputError`."""
-        import json
-
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"gmm: no such file {path}")
-        import zipfile
-
-        if not zipfile.is_zipfile(path):
-            raise InputError(f"gmm: {path} is not an .npz archive (write it with GaussianMixture.save)")
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                weights = torch.from_numpy(f["weights"].astype(np.float64))
-                tri = torch.from_numpy(f["cov_triu"].astype(np.float64))
-                patch = int(f["patch"])
-                meta = json.loads(str(f["meta"])) if "meta" in f else {}
-        except (OSError, KeyError, ValueError) as e:
-            raise InputError(f"gmm: cannot read {path}: {e}") from None
+        f, meta = load_npz(path, "gmm", ("weights", "cov_triu", "patch"),
+                           not_npz="is not an .npz archive (write it with GaussianMixture.save)")
+        weights = torch.from_numpy(f["weights"].astype(np.float64))
+        tri = torch.from_numpy(f["cov_triu"].astype(np.float64))
+        patch = int(f["patch"])
         d = patch**2 - 1
         if tri.ndim != 2 or tri.shape[1] != d * (d + 1) // 2 or tri.shape[0] != weights.shape[0]:
             raise InputError(f"gmm: {path} has inconsistent shapes (weights {tuple(weights.shape)}, "

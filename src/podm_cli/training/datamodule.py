@@ -5,6 +5,7 @@ decoding) or straight from the image folders."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -32,8 +33,6 @@ class BlurPairsDataModule(L.LightningDataModule):
         self.val_set: ValidationPairs | None = None
 
     def _images(self, split: str, limit):
-        from pathlib import Path
-
         h = self.hparams
         if h.cache and Path(h.cache).is_file():
             from podm_cli.training.cache import read_cache
