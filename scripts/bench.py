@@ -36,7 +36,7 @@ CASES = [BenchCase(name, h, w) for name in ("tv", "hl") for h, w in SIZES] + [
 ] + [BenchCase("rpodm", h, w, repeats=3 if h * w < 100_000 else 1) for h, w in SIZES] + [
     BenchCase("csf", h, w) for h, w in SIZES] + [
     BenchCase("epll", h, w, repeats=2 if h * w < 100_000 else 1) for h, w in SIZES  # issue 6: < 20 s at 255^2
-]
+] + [BenchCase("rtf", h, w, repeats=3 if h * w < 100_000 else 1) for h, w in SIZES]
 DEBLUR_CASES = [
     DeblurBenchCase(None, 1000, 1000),  # 1 MP colour photo, the default method
     DeblurBenchCase("hl", 1000, 1000),

@@ -45,6 +45,20 @@ def test_bad_config_values_are_one_line_exit_2(tmp_path, override, fragment):
     assert len(lines) == 1 and fragment in lines[0], proc.stderr
 
 
+@pytest.mark.parametrize("method, override, fragment", [
+    ("rtf", "method_cfg.rtf.stages=0", "rtf: stages must be >= 1"),
+    ("csf", "method_cfg.csf.stages=0", "csf: stages must be >= 1"),
+])
+def test_a_method_refusing_a_parameter_is_one_line_naming_why(tmp_path, method, override, fragment):
+    """The method's own message, not Hydra's 'Error in call to target' (nor its 'Error executing job')."""
+    proc = run_podm(["eval", f"methods=[{method}]", override, "datasets=[levin]", "data.root=/nowhere",
+                     f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert proc.returncode == 2
+    lines = error_lines(proc)
+    assert len(lines) == 1 and fragment in lines[0], proc.stderr
+    assert "Error executing job" not in proc.stderr
+
+
 def test_unknown_command_exit_2(tmp_path):
     proc = run_podm(["fly"], tmp_path)
     assert proc.returncode == 2 and "unknown command" in proc.stderr

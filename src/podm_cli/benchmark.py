@@ -226,7 +226,7 @@ def _memory_case(name: str, overrides: tuple[str, ...], size: int, channels: int
 
 
 #: Methods and the (cheap) settings used to measure their memory: memory does not depend on iterations.
-MEMORY_CASES = {"tv": (), "hl": (), "ircnn": ("iterations=2",), "podm": ("stages=2",)}
+MEMORY_CASES = {"tv": (), "hl": (), "ircnn": ("iterations=2",), "podm": ("stages=2",), "rtf": ()}
 
 
 def measure_memory_per_pixel(names=None, sizes=((512, 1), (768, 1), (512, 3))) -> dict[str, list[float]]:

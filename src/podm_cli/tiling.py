@@ -66,8 +66,8 @@ __all__ = [
 
 #: Peak working memory per pixel of the extended (padded) image and per channel, bytes, on CPU.
 #: ``python scripts/bench.py --memory-per-pixel`` measured tv 310-810, hl 180-320, ircnn 560-650,
-#: podm 640-790 (float32 input; PODM solves in float64); the constants round those up.
-MEMORY_PER_PIXEL = {"tv": 850.0, "hl": 400.0, "ircnn": 800.0, "podm": 1000.0}
+#: podm 640-790 (float32 input; PODM solves in float64), rtf 770-880; the constants round those up.
+MEMORY_PER_PIXEL = {"tv": 850.0, "hl": 400.0, "ircnn": 800.0, "podm": 1000.0, "rtf": 1000.0}
 #: For a method not in the table and without a ``memory_per_pixel`` attribute.
 DEFAULT_MEMORY_PER_PIXEL = 1000.0
 #: Whole-image buffers per pixel and channel, bytes: the image (float32), its extension and the blended

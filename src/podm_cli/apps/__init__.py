@@ -62,22 +62,24 @@ def positional_inputs_to_override(args: list[str]) -> list[str]:
 
 
 def _reporting_user_errors(command: str, task):
-    """Wrap a Hydra task so a :class:`PodmError` ends the run with one line and exit code 2.
+    """Wrap a Hydra task so a user error (:func:`podm_cli.apps.errors.one_line_error`) ends the run with one
+    line and exit code 2.
 
     Raised inside the task, the error would otherwise be logged by Hydra's job runner as well.
     """
     import functools
 
-    from podm_cli.errors import PodmError
-
     @functools.wraps(task)
     def wrapped(cfg):
         try:
             return task(cfg)
-        except PodmError as exc:
+        except Exception as exc:  # noqa: BLE001 - user errors (also wrapped by Hydra's instantiate) end here
             from podm_cli.apps.errors import one_line_error
 
-            print(f"podm {command}: error: {one_line_error(exc)}", file=sys.stderr)
+            message = one_line_error(exc)
+            if message is None:
+                raise
+            print(f"podm {command}: error: {message}", file=sys.stderr)
             raise SystemExit(2) from None
 
     return wrapped

@@ -17,6 +17,8 @@ def one_line_error(exc: BaseException) -> str | None:
     if isinstance(exc, PodmError):
         return _first_line(str(exc)) or type(exc).__name__
     if isinstance(exc, (HydraException, MissingConfigException, OmegaConfBaseException)):
+        if isinstance(exc.__cause__, PodmError):  # e.g. a method's constructor refused a parameter
+            return one_line_error(exc.__cause__)
         head = _first_line(str(exc))
         cause = exc.__cause__
         if isinstance(cause, OmegaConfBaseException):

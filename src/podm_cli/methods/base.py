@@ -27,6 +27,28 @@ import torch
 from torch import Tensor
 
 
+def channels_as_batch(y: Tensor, kernel: Tensor, sigma: Tensor, who: str):
+    """Single-channel view of an ``(N, C, H, W)`` batch for methods that restore channel by channel:
+    ``(y' (N*C, 1, H, W), kernel (per item repeated per channel), sigma (N*C,))`` in float64 for float64
+    input, float32 otherwise. Reshape results back with ``x.reshape(y.shape)``.
+
+    >>> sigma = torch.tensor([1.0, 2.0])
+    >>> yy, k, s = channels_as_batch(torch.rand(2, 3, 8, 8), torch.ones(3, 3) / 9, sigma, "demo")
+    >>> tuple(yy.shape), tuple(k.shape), s.tolist()
+    ((6, 1, 8, 8), (3, 3), [1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
+    """
+    if y.ndim != 4:
+        from podm_cli.errors import InputError
+
+        raise InputError(f"{who}: y must be (N, C, H, W), got {tuple(y.shape)}")
+    work = torch.float64 if y.dtype == torch.float64 else torch.float32
+    n, c, h, w = y.shape
+    k = kernel.to(work)
+    if k.ndim == 4 and c > 1:
+        k = k.repeat_interleave(c, dim=0)
+    return y.to(work).reshape(n * c, 1, h, w), k, sigma.to(work).repeat_interleave(c)
+
+
 @dataclass(frozen=True)
 class Requirements:
     """What a method needs; ``podm eval`` uses it to say clearly why a method was skipped."""

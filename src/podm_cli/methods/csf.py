@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from podm_cli.errors import InputError
-from podm_cli.methods.base import Method, Requirements
+from podm_cli.methods.base import Method, Requirements, channels_as_batch
 from podm_cli.methods.fourier import blur_otf
 from podm_cli.npzfile import load_npz, save_npz
 
@@ -291,18 +291,11 @@ class CSF(Method):
         return self._model
 
     def restore_circular(self, y: Tensor, kernel: Tensor, sigma: Tensor) -> Tensor:
-        if y.ndim != 4:
-            raise InputError(f"csf: y must be (N, C, H, W), got {tuple(y.shape)}")
         model = self.model
-        work = torch.float64 if y.dtype == torch.float64 else torch.float32
-        n, c, h, w = y.shape
-        yy = (y.to(work) * SCALE).reshape(n * c, 1, h, w)
-        k = kernel.to(work)
-        if k.ndim == 4 and c > 1:
-            k = k.repeat_interleave(c, dim=0)
+        yy, k, _ = channels_as_batch(y, kernel, sigma, "csf")
         with torch.no_grad():
-            x = run_cascade(model, yy, k, self.stages)
-        return (x / SCALE).reshape(n, c, h, w).to(y.dtype)
+            x = run_cascade(model, yy * SCALE, k, self.stages)
+        return (x / SCALE).reshape(y.shape).to(y.dtype)
 
 
 def identity_weights(means: Tensor, precision: float, span: float = 250.0) -> Tensor:
