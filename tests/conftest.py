@@ -60,3 +60,17 @@ def eval_rows(tmp_path: Path, data_dir: Path, *args: str) -> dict:
     proc = run_podm(["eval", *args, "report=false", f"hydra.run.dir={run}"], tmp_path, env={"PODM_DATA": str(data_dir)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     return {r["method"]: r for r in json.loads((run / "results.json").read_text())["rows"]}
+
+
+def psnr01(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR (dB) of ``a`` (clamped to [0, 1]) against ``b``, pooled over the whole tensor."""
+    import math
+
+    return -10 * math.log10(float(((a.clamp(0, 1) - b) ** 2).mean()))
+
+
+def checker_scene(n: int = 64) -> torch.Tensor:
+    """``(1, 1, n, n)`` float64 test scene: a 16 px checkerboard (0.2 / 0.7) with a brighter disc."""
+    yy, xx = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+    x = 0.2 + 0.5 * ((xx // 16 + yy // 16) % 2) + 0.2 * ((xx - 40) ** 2 + (yy - 24) ** 2 < 120)
+    return x.double()[None, None]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, checker_scene, psnr01
 from podm_cli.errors import InputError
 from podm_cli.methods.csf import (
     CSF,
@@ -93,16 +91,6 @@ def test_truncated_rbf_equals_the_full_mixture():
     assert torch.allclose(rbf_shrink(v, w, -260.0, 10.0, 0.01), full, atol=1e-5)
 
 
-def _psnr(a, b):
-    return -10 * math.log10(float(((a.clamp(0, 1) - b) ** 2).mean()))
-
-
-def _scene(n=64):
-    yy, xx = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
-    x = 0.2 + 0.5 * ((xx // 16 + yy // 16) % 2) + 0.2 * ((xx - 40) ** 2 + (yy - 24) ** 2 < 120)
-    return x.double()[None, None]
-
-
 @pytest.mark.data
 def test_official_csf_pw_loads_with_the_right_shapes_and_runs():
     if not OFFICIAL.is_file():
@@ -112,12 +100,12 @@ def test_official_csf_pw_loads_with_the_right_shapes_and_runs():
     assert m.sigma == 0.5 and m.meta["is_deblurring"] and (m.mu0, m.step, m.precision) == (-260.0, 10.0, 0.01)
     assert m.lam.tolist() == pytest.approx([362.0398, 13.5014, 0.9193], rel=1e-4)
     assert torch.equal(m.filters[0, 0, 1], torch.tensor([1.0, -1.0, 0.0], dtype=torch.float64))
-    x = _scene()
+    x = checker_scene()
     k = torch.zeros(9, 9, dtype=torch.float64)
     k[4, :] = 1.0 / 9
     y = add_gaussian_noise(Blur(k)(x), 0.5 / 255, seed=0).float()
     out = CSF(model=str(OFFICIAL), source="official model")(y, k.float(), 0.5 / 255)
-    assert _psnr(out, x.float()) > _psnr(y, x.float()) + 8.0
+    assert psnr01(out, x.float()) > psnr01(y, x.float()) + 8.0
 
 
 def test_podm_csf_deblurs_at_one_percent_noise():
@@ -125,12 +113,12 @@ def test_podm_csf_deblurs_at_one_percent_noise():
         pytest.skip("podm CSF model not trained yet (scripts/train_csf.py)")
     m = CSFModel.load(default_csf_path())
     assert m.stages == 3 and m.filters.shape[1] == 2 and m.sigma == pytest.approx(2.55)
-    x = _scene()
+    x = checker_scene()
     k = torch.zeros(9, 9, dtype=torch.float64)
     k[4, :] = 1.0 / 9
     y = add_gaussian_noise(Blur(k)(x), 0.01, seed=0).float()
     out = CSF()(y, k.float(), 0.01)
-    assert _psnr(out, x.float()) > _psnr(y, x.float()) + 5.0
+    assert psnr01(out, x.float()) > psnr01(y, x.float()) + 5.0
     yv = add_gaussian_noise(Blur(k, "valid")(x), 0.01, seed=0).float()
     assert CSF()(yv, k.float(), 0.01, mode="valid").shape == yv.shape
 

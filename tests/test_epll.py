@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
+from conftest import checker_scene, psnr01
 from podm_cli.errors import InputError
 from podm_cli.methods.epll import EPLL, circular_fold, circular_unfold, default_gmm_path, patch_map
 from podm_cli.physics import Blur, add_gaussian_noise
@@ -52,27 +51,17 @@ def test_circular_fold_is_the_adjoint_of_unfold():
     assert torch.equal(circular_fold(torch.ones_like(p), (13, 17), 8), torch.full((13, 17), 64.0, dtype=torch.float64))
 
 
-def _psnr(a, b):
-    return -10 * math.log10(float(((a.clamp(0, 1) - b) ** 2).mean()))
-
-
-def _scene(n=64):
-    yy, xx = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
-    x = 0.2 + 0.5 * ((xx // 16 + yy // 16) % 2) + 0.2 * ((xx - 40) ** 2 + (yy - 24) ** 2 < 120)
-    return x.double()[None, None]
-
-
 def test_epll_deblurs_with_the_shipped_gmm():
     if not default_gmm_path().is_file():
         pytest.skip("GMM artefact not trained yet (scripts/train_gmm.py)")
-    x = _scene()
+    x = checker_scene()
     k = torch.zeros(9, 9, dtype=torch.float64)
     k[4, :] = 1.0 / 9
     y = add_gaussian_noise(Blur(k)(x), 0.01, seed=0).float()
     method = EPLL()
     out = method(y, k.float(), 0.01)
     assert out.shape == y.shape and out.dtype == torch.float32
-    assert _psnr(out, x.float()) > _psnr(y, x.float()) + 5.0
+    assert psnr01(out, x.float()) > psnr01(y, x.float()) + 5.0
     yv = add_gaussian_noise(Blur(k, "valid")(x), 0.01, seed=0).float()
     assert EPLL(betas=[1, 8])(yv, k.float(), 0.01, mode="valid").shape == yv.shape
 

@@ -54,7 +54,7 @@ from podm_cli.npzfile import load_npz, save_npz
 from podm_cli.optim.cg import spd_solve
 
 __all__ = ["FEATURE_NAMES", "RTFModel", "RTFStage", "RegressionTree", "default_rtf_path", "gcrf_map",
-           "rtf_features", "rtf_filters", "stationary_map"]
+           "rtf_features", "rtf_filters", "spread_leaf_params", "stationary_map"]
 
 FEATURE_NAMES = ("x_prev", "y", "grad_mag", "grad_mag_smooth", "local_std", "laplacian") + tuple(
     f"dct{j}" for j in range(1, 9)) + ("residual", "grad_mag_coarse")
@@ -229,6 +229,11 @@ def potentials(pix: Tensor, x_prev: Tensor, responses: Tensor, shrink_taus: Sequ
     return a, m, b, g
 
 
+def spread_leaf_params(table: Tensor, leaf: Tensor) -> Tensor:
+    """Leaf table ``(L, P)`` -> per-pixel parameters ``(N, P, H, W)`` for leaf indices ``(N, H, W)``."""
+    return table[leaf].permute(0, 3, 1, 2)
+
+
 @dataclass
 class RTFStage:
     """One RTF: a tree, a leaf table ``(leaves, 3 + 3J)`` and the data weight ``log_lam`` (at ``sigma_train``)."""
@@ -243,11 +248,10 @@ class RTFStage:
         if self.table.ndim != 2 or self.table.shape[0] != self.tree.leaves:
             raise InputError(f"rtf: leaf table {tuple(self.table.shape)} does not match a depth-{self.tree.depth} tree")
 
-    def pixel_params(self, features: Tensor, table: Tensor | None = None) -> Tensor:
+    def pixel_params(self, features: Tensor) -> Tensor:
         """``(N, P, H, W)``: every pixel's leaf parameters."""
-        table = self.table if table is None else table
-        leaf = self.tree.leaf_index(features)
-        return table.to(device=features.device, dtype=features.dtype)[leaf].permute(0, 3, 1, 2)
+        table = self.table.to(device=features.device, dtype=features.dtype)
+        return spread_leaf_params(table, self.tree.leaf_index(features))
 
     def solve(self, y: Tensor, k_otf: Tensor, x_prev: Tensor, filters: Tensor, lam_scale: Tensor | float = 1.0,
               pix: Tensor | None = None, log_lam: Tensor | None = None, rtol: float = 1e-5,

@@ -38,6 +38,7 @@ from podm_cli.models.rtf import (
     n_params,
     rtf_features,
     rtf_filters,
+    spread_leaf_params,
 )
 
 __all__ = ["RTFTrainData", "make_rtf_data", "train_rtf"]
@@ -96,10 +97,6 @@ class _StageProblem:
         return ((self.solve(stage, pix) - self.data.sharp) ** 2).mean() * 255.0**2
 
 
-def _spread(table: Tensor, leaf: Tensor) -> Tensor:
-    """Leaf table ``(L, P)`` -> per-pixel parameters ``(N, P, H, W)`` for leaf indices ``(N, H, W)``."""
-    return table[leaf].permute(0, 3, 1, 2)
-
 
 def _fit(problem: _StageProblem, stage: RTFStage, leaf: Tensor, iters: int, log, tag: str) -> None:
     """L-BFGS on the stage's leaf table (in place)."""
@@ -110,7 +107,7 @@ def _fit(problem: _StageProblem, stage: RTFStage, leaf: Tensor, iters: int, log,
 
     def closure():
         opt.zero_grad()
-        loss = problem.loss(stage, _spread(table, leaf))
+        loss = problem.loss(stage, spread_leaf_params(table, leaf))
         loss.backward()
         count[0] += 1
         if count[0] == 1 or count[0] % 10 == 0:
@@ -123,7 +120,7 @@ def _fit(problem: _StageProblem, stage: RTFStage, leaf: Tensor, iters: int, log,
 
 def _pixel_gradients(problem: _StageProblem, stage: RTFStage, leaf: Tensor) -> Tensor:
     """``(N*H*W, P)``: each pixel's share of the loss gradient w.r.t. its leaf's parameters."""
-    pix = _spread(stage.table.float(), leaf).requires_grad_(True)
+    pix = spread_leaf_params(stage.table.float(), leaf).requires_grad_(True)
     (grad,) = torch.autograd.grad(problem.loss(stage, pix), [pix])
     return grad.permute(0, 2, 3, 1).reshape(-1, pix.shape[1])
 
@@ -227,7 +224,7 @@ def train_rtf(data: RTFTrainData, val: RTFTrainData | None, depths: Sequence[int
             for lb in torch.linspace(math.log(1.0), math.log(1e4), 9).tolist():
                 stage.table = _init_row(j, None, math.exp(lb), 0.0)
                 with torch.no_grad():
-                    value = float(prob.loss(stage, _spread(stage.table.float(), leaf0)))
+                    value = float(prob.loss(stage, spread_leaf_params(stage.table.float(), leaf0)))
                 if best is None or value < best[1]:
                     best = (lb, value)
             stage.table = _init_row(j, None, math.exp(best[0]), 0.0)
