@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train podm's own cascade of shrinkage fields for 1 % noise (logic: podm_cli.models.csf_train); docs/csf.md.
+"""Train podm's own cascade of shrinkage fields for 1 % noise (logic: podm_cli.training.csf); docs/csf.md.
 
     OMP_NUM_THREADS=1 PODM_DATA=../shared/data python scripts/train_csf.py --kind pw --stages 3 \
         --out src/podm_cli/assets/csf_pw_sigma1.npz
@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from podm_cli.data.locator import data_root
-from podm_cli.models.csf_train import load_csf_data, train_csf
+from podm_cli.training.csf import load_csf_data, train_csf
 
 
 def main(argv=None) -> int:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train podm's regression-tree-field cascade for 1 % noise (logic: podm_cli.models.rtf_train); docs/rtf.md.
+"""Train podm's regression-tree-field cascade for 1 % noise (logic: podm_cli.training.rtf); docs/rtf.md.
 
     OMP_NUM_THREADS=2 PODM_DATA=../shared/data python scripts/train_rtf.py \
         --out src/podm_cli/assets/rtf_sigma1.npz
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
         return compare(args.compare, root, args.sigma)
     if args.out is None:
         ap.error("--out is required when training")
-    from podm_cli.models.rtf_train import make_rtf_data, train_rtf
+    from podm_cli.training.rtf import make_rtf_data, train_rtf
 
     t0 = time.time()
     data = make_rtf_data(root, "train", args.train, args.crop, args.sigma, seed=args.seed)

@@ -1,4 +1,4 @@
-"""CSF (podm_cli.methods.csf): Wiener limits of a stage, RBF shrinkage, the official and podm models."""
+"""CSF (podm_cli.models.csf, podm_cli.methods.csf): Wiener limits of a stage, RBF shrinkage, the official and podm models."""
 
 from __future__ import annotations
 
@@ -7,16 +7,9 @@ import torch
 
 from conftest import SHARED_DATA, checker_scene, psnr01
 from podm_cli.errors import InputError
-from podm_cli.methods.csf import (
-    CSF,
-    CSFModel,
-    csf_stage,
-    default_csf_path,
-    identity_weights,
-    pairwise_filters,
-    rbf_shrink,
-    run_cascade,
-)
+from podm_cli.methods.csf import CSF
+from podm_cli.models.csf import CSFModel, csf_stage, default_csf_path, pairwise_filters, rbf_shrink, run_cascade
+from podm_cli.training.csf import identity_weights
 from podm_cli.methods.fourier import blur_otf
 from podm_cli.physics import Blur, add_gaussian_noise
 

@@ -211,7 +211,7 @@ def test_model_file_round_trip_and_bad_files(tmp_path):
 
 # ------------------------------------------------------------------------------------------ training
 def test_best_split_finds_the_feature_that_separates_the_gradients():
-    from podm_cli.models.rtf_train import best_splits, candidate_thresholds
+    from podm_cli.training.rtf import best_splits, candidate_thresholds
 
     g = torch.Generator().manual_seed(0)
     feats = torch.rand(1, 3, 40, 40, generator=g, dtype=D)
@@ -235,7 +235,7 @@ def _smooth_scenes(n, size, seed):
 
 def test_training_grows_trees_and_beats_the_wiener_stage(tmp_path):
     """A tiny cascade on synthetic scenes: the tree stage must improve on the learned Wiener stage."""
-    from podm_cli.models.rtf_train import RTFTrainData, train_rtf
+    from podm_cli.training.rtf import RTFTrainData, train_rtf
     from podm_cli.physics import Blur, add_gaussian_noise
 
     def data(seed):

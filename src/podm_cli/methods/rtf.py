@@ -3,7 +3,7 @@ Jancsary et al.'s regression tree fields, CVPR/ECCV 2012), reimplemented from th
 
 The model and its inference live in :mod:`podm_cli.models.rtf` (Gaussian CRFs whose potentials are chosen per
 pixel by regression trees; MAP = one preconditioned CG solve per stage); the training in
-:mod:`podm_cli.models.rtf_train` (``scripts/train_rtf.py``, docs/rtf.md). No public model or code of the
+:mod:`podm_cli.training.rtf` (``scripts/train_rtf.py``, docs/rtf.md). No public model or code of the
 authors is used (their code's licence forbids it), so results are labelled
 ``recomputed (RTF reimplemented and trained by podm)``.
 

@@ -35,11 +35,21 @@ import torch
 from torch import Tensor
 
 from podm_cli.errors import InputError
-from podm_cli.methods.base import Method, Requirements, channels_as_batch
 from podm_cli.methods.fourier import blur_otf
 from podm_cli.npzfile import load_npz, save_npz
 
-__all__ = ["CSF", "CSFModel", "csf_stage", "default_csf_path", "fit_rbf_weights", "rbf_shrink"]
+__all__ = [
+    "SCALE",
+    "CSFModel",
+    "csf_stage",
+    "dct_filters",
+    "filter_otfs",
+    "default_csf_path",
+    "fit_rbf_weights",
+    "pairwise_filters",
+    "rbf_shrink",
+    "run_cascade",
+]
 
 SCALE = 255.0  # the authors' models work on 0..255 images
 
@@ -178,7 +188,7 @@ class CSFModel:
         return cls(lam, filters, weights, mu0, step, prec, None if sigma < 0 else sigma, meta)
 
 
-def _filter_otfs(filters: Tensor, shape, dtype, device) -> Tensor:
+def filter_otfs(filters: Tensor, shape, dtype, device) -> Tensor:
     """``(F, H, W//2+1)`` transfer functions of ``filters`` ``(F, kh, kw)`` (centre ``(kh//2, kw//2)``)."""
     return blur_otf(filters.to(device=device, dtype=dtype)[None], shape, dtype, device)[0]
 
@@ -211,96 +221,13 @@ def run_cascade(model: CSFModel, y: Tensor, kernel: Tensor, stages: int | None =
     k2 = otf.real**2 + otf.imag**2
     x, outs = y, []
     for t in range(n_st):
-        fotf = _filter_otfs(filters[t], shape, y.dtype, y.device)
+        fotf = filter_otfs(filters[t], shape, y.dtype, y.device)
         w = weights[t].to(y.dtype)
         shrink = lambda v, w=w: rbf_shrink(v, w, model.mu0, model.step, model.precision)
         lt = lam[t].to(y.dtype)
         x = csf_stage(x, lt * ky, lt * k2, fotf, shrink)
         outs.append(x)
     return outs if return_all else x
-
-
-class CSF(Method):
-    """Cascade of shrinkage fields (Schmidt & Roth 2014), non-blind deconvolution.
-
-    Parameters
-    ----------
-    model
-        A podm ``.npz`` (``scripts/train_csf.py``) or an authors' ``.mat``; ``asset:<name>`` = a model
-        shipped in the package (``podm_cli/assets/<name>``); ``None`` = :func:`default_csf_path`.  A relative
-        ``.mat`` path is taken under the data root (``weights/csf/table3/csf_pw.mat`` for ``csf_official``).
-    stages
-        Run only the first ``stages`` stages (``None``: all).
-    source
-        What results.json says about the numbers (set by the configs).
-    """
-
-    name = "csf"
-    source = "recomputed (CSF trained by podm)"
-
-    def __init__(
-        self,
-        model: str | None = None,
-        stages: int | None = None,
-        source: str | None = None,
-        name: str | None = None,
-        mode: str = "circular",
-        boundary: str = "liu",
-        edgetaper_iterations: int = 3,
-    ):
-        super().__init__(mode=mode, boundary=boundary, edgetaper_iterations=edgetaper_iterations)
-        self.model_path = model
-        self.stages = None if stages is None else int(stages)
-        if self.stages is not None and self.stages < 1:
-            raise InputError(f"csf: stages must be >= 1 or null, got {stages}")
-        if source:
-            self.source = str(source)
-        if name:
-            self.name = str(name)
-        if model and not Path(model).is_absolute() and Path(model).suffix.lower() == ".mat":
-            self.requirements = Requirements(files=(str(model),), fetch="weights")
-        self._model: CSFModel | None = None
-        self._root: Path | None = None
-
-    def _resolve(self, root: Path | None) -> Path:
-        if not self.model_path:
-            return default_csf_path()
-        if str(self.model_path).startswith("asset:"):
-            return default_csf_path(str(self.model_path)[len("asset:"):])
-        p = Path(self.model_path).expanduser()
-        if not p.is_absolute() and p.suffix.lower() == ".mat":
-            from podm_cli.data.locator import data_root
-
-            return Path(root if root is not None else data_root(None)) / p
-        return p
-
-    def missing(self, data_root: Path) -> str | None:
-        self._root = Path(data_root)
-        p = self._resolve(self._root)
-        if not p.is_file():
-            hint = "podm data fetch weights" if p.suffix == ".mat" else "scripts/train_csf.py (docs/csf.md)"
-            return f"{self.name} needs its model {p}; see {hint}"
-        return None
-
-    @property
-    def model(self) -> CSFModel:
-        if self._model is None:
-            self._model = CSFModel.load(self._resolve(self._root))
-            if self.stages is not None and self.stages > self._model.stages:
-                raise InputError(f"csf: model has {self._model.stages} stages, asked for {self.stages}")
-        return self._model
-
-    def restore_circular(self, y: Tensor, kernel: Tensor, sigma: Tensor) -> Tensor:
-        model = self.model
-        yy, k, _ = channels_as_batch(y, kernel, sigma, "csf")
-        with torch.no_grad():
-            x = run_cascade(model, yy * SCALE, k, self.stages)
-        return (x / SCALE).reshape(y.shape).to(y.dtype)
-
-
-def identity_weights(means: Tensor, precision: float, span: float = 250.0) -> Tensor:
-    """RBF weights making ``psi(v) ~ v`` on ``[-span, span]`` (training initialisation)."""
-    return fit_rbf_weights(lambda v: v, means, precision, -span, span)
 
 
 def dct_filters(size: int) -> Tensor:

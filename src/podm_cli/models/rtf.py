@@ -50,6 +50,7 @@ from torch import Tensor
 
 from podm_cli.errors import InputError
 from podm_cli.methods.fourier import blur_otf
+from podm_cli.models.csf import dct_filters
 from podm_cli.npzfile import load_npz, save_npz
 from podm_cli.optim.cg import spd_solve
 
@@ -67,8 +68,6 @@ def default_rtf_path(name: str = "rtf_sigma1.npz") -> Path:
 
 def rtf_filters(dtype=torch.float64, size: int = 3) -> Tensor:
     """The ``J = size^2 - 1`` filters ``(J, size, size)``: the non-DC DCT atoms (orthonormal); 3x3 by default."""
-    from podm_cli.methods.csf import dct_filters
-
     return dct_filters(int(size)).to(dtype)
 
 

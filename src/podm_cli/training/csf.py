@@ -1,4 +1,4 @@
-"""Training of podm's own cascades of shrinkage fields (:mod:`podm_cli.methods.csf`), greedy then joint.
+"""Training of podm's own cascades of shrinkage fields (:mod:`podm_cli.models.csf`), greedy then joint.
 
 Data (disjoint from every test set): grey crops of BSDS500 *train + test* images (never val = BSD68, never
 Levin/Sun/Set12), blurred circularly by real camera-shake kernels of Schelten et al. 2015 (sides <= 35 px)
@@ -23,9 +23,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from podm_cli.methods.csf import SCALE, CSFModel, dct_filters, fit_rbf_weights, pairwise_filters, run_cascade
+from podm_cli.models.csf import (
+    SCALE,
+    CSFModel,
+    csf_stage,
+    dct_filters,
+    filter_otfs,
+    fit_rbf_weights,
+    pairwise_filters,
+    rbf_shrink,
+    run_cascade,
+)
 
-__all__ = ["CSFTrainData", "load_csf_data", "train_csf"]
+__all__ = ["CSFTrainData", "identity_weights", "load_csf_data", "train_csf"]
 
 
 @dataclass
@@ -33,6 +43,11 @@ class CSFTrainData:
     sharp: Tensor  # (N, 1, H, W) on 0..255
     blurred: Tensor  # (N, 1, H, W) on 0..255
     kernels: Tensor  # (N, 1, K, K)
+
+
+def identity_weights(means: Tensor, precision: float, span: float = 250.0) -> Tensor:
+    """RBF weights making ``psi(v) ~ v`` on ``[-span, span]`` (an initialisation; tests)."""
+    return fit_rbf_weights(lambda v: v, means, precision, -span, span)
 
 
 def _pad_kernel(k: np.ndarray, size: int) -> Tensor:
@@ -184,7 +199,6 @@ def train_csf(data: CSFTrainData, val: CSFTrainData | None, stages: int = 3, fil
 
 def _cascade_from(m: CSFModel, d: CSFTrainData, x0: Tensor, lam, f, w) -> Tensor:
     """Like :func:`run_cascade` but starting from ``x0`` instead of the observation."""
-    from podm_cli.methods.csf import _filter_otfs, csf_stage, rbf_shrink
     from podm_cli.methods.fourier import blur_otf
 
     shape = tuple(d.blurred.shape[-2:])
@@ -193,7 +207,7 @@ def _cascade_from(m: CSFModel, d: CSFTrainData, x0: Tensor, lam, f, w) -> Tensor
     k2 = otf.real**2 + otf.imag**2
     x = x0
     for t in range(lam.shape[0]):
-        fotf = _filter_otfs(f[t], shape, x.dtype, x.device)
+        fotf = filter_otfs(f[t], shape, x.dtype, x.device)
         shrink = lambda v, wt=w[t]: rbf_shrink(v, wt, m.mu0, m.step, m.precision)
         x = csf_stage(x, lam[t] * ky, lam[t] * k2, fotf, shrink)
     return x

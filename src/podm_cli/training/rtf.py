@@ -40,6 +40,7 @@ from podm_cli.models.rtf import (
     rtf_filters,
     spread_leaf_params,
 )
+from podm_cli.training.pairs import BlurPairs, KernelPool, ValidationPairs, load_schelten, training_images
 
 __all__ = ["RTFTrainData", "make_rtf_data", "train_rtf"]
 
@@ -61,8 +62,6 @@ def make_rtf_data(root, split: str, n: int | None, crop: int, sigma: float = 0.0
                   kernel_size: int = 31) -> RTFTrainData:
     """``n`` random crops of the ``train`` images (or the fixed ``val`` pairs) with Schelten / random-motion
     kernels (:mod:`podm_cli.training.pairs`: BSDS500 train+test without 12003; BSDS500 val minus BSD68)."""
-    from podm_cli.training.pairs import BlurPairs, KernelPool, ValidationPairs, load_schelten, training_images
-
     images = [im for _, im in training_images(root, split)]
     pool = KernelPool(load_schelten(root, kernel_size), kernel_size)
     if split == "val":
