@@ -140,13 +140,13 @@ def main(argv=None) -> None:
     print("images:", " ".join(names))
 
     best_mu = print_table("TV (FTVd ADMM, beta 10, gamma 1.618, tol 1e-3, <= 500 it): mu",
-                          sweep(lambda v: TV(mu=v), args.mu, x, y, kernels, args.sigma))
+                          sweep(lambda v: TV(lam=v), args.mu, x, y, kernels, args.sigma))
     best_lam = {}
     for alpha in args.alphas:
         best_lam[alpha] = print_table(
             f"HL (Krishnan-Fergus, beta 1 -> 256 by 2 sqrt 2, 1 inner it.): lambda, alpha = {alpha:.4g}",
             sweep(lambda v, a=alpha: HyperLaplacian(lam=v, alpha=a), args.lam, x, y, kernels, args.sigma))
-    print(f"\nchosen: tv.mu = {best_mu:g}; hl.lam = {best_lam[args.alphas[0]]:g} (alpha = {args.alphas[0]:.4g})")
+    print(f"\nchosen: tv.lam = {best_mu:g}; hl.lam = {best_lam[args.alphas[0]]:g} (alpha = {args.alphas[0]:.4g})")
     for alpha in args.alphas[1:]:
         print(f"(for reference: alpha = {alpha:.4g} -> best lambda {best_lam[alpha]:g})")
     if not math.isclose(args.sigma, 0.01):

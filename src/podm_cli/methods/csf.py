@@ -1,39 +1,24 @@
-"""Cascade of Shrinkage Fields (CSF; Schmidt & Roth, CVPR 2014) for non-blind deconvolution.
+"""The CSF method (cascade of shrinkage fields, Schmidt & Roth, CVPR 2014): a trained
+:class:`~podm_cli.models.csf.CSFModel` (the model and the maths: :mod:`podm_cli.models.csf`) run on a
+:class:`~podm_cli.physics.DataTerm`.
 
-Each stage ``t`` takes the previous estimate ``x`` (images on the 0..255 scale, as the authors' models) to
-
-    X_t = (lam_t conj(K) Y + sum_i conj(F_ti) F[psi_ti(f_ti * x)]) / (lam_t |K|^2 + sum_i |F_ti|^2),
-
-``F_ti`` the transfer function of filter ``f_ti``, ``K`` that of the blur (circular), and ``psi_ti`` a
-shrinkage function, an RBF mixture ``psi(v) = sum_j w_j exp(-gamma/2 (v - mu_j)^2)`` on equidistant means
-(the authors' 53 means -260:10:260, gamma = 0.01).  It is the closed-form minimiser of
-``lam/2 ||K x - y||^2 + 1/2 sum_i ||f_i * x - psi_i(f_i * x_prev)||^2``: with ``psi = 0`` it is the Wiener
-(Tikhonov) deconvolution ``lam conj(K) Y / (lam |K|^2 + sum |F_i|^2)``, with ``psi(v) = a v`` its fixed point is
-the Wiener deconvolution with regulariser ``(1 - a) sum |F_i|^2 / lam``.  The cascade starts from ``x_0 = y``.
-
-Two kinds of model, one class (:class:`CSFModel`):
-
-* the authors' public model files (``weights/csf/table*/csf_*.mat``, MATLAB v5 struct ``model`` with
-  ``nfilters, sigma, is_deblurring, nstages, lambda, f{i, t}, shrink{i, t}.{precision, means, weights}``):
-  :meth:`CSFModel.from_mat`.  ``table3/csf_pw.mat`` is the deblurring model (pairwise, 3 stages, trained for
-  sigma = 0.5/255) -> method ``csf_official``, ``source = "official model"``;
-* podm's own models trained for 1 % noise (``scripts/train_csf.py``, docs/csf.md), ``.npz``
-  (:meth:`CSFModel.save`/:meth:`CSFModel.load`) -> method ``csf``, ``source = "recomputed (CSF trained by podm)"``.
-
-``valid`` observations are extended once by the base class (Liu-Jia or edgetaper) and solved circularly;
-the authors edgetapered between stages instead.
+Which model: the authors' public ``.mat`` files (``csf_official``, ``source = "official model"``) or podm's
+own trained for 1 % noise (``csf``, ``csf_5x5``, ``source = "recomputed (CSF trained by podm)"``;
+:mod:`podm_cli.training.csf`).  Each stage is one Fourier solve of the data term, so ``valid`` data are
+handled by the data term's boundary rule (extended once, or adjusted every stage); the authors edgetapered
+between stages instead.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 from podm_cli.errors import InputError
-from podm_cli.methods.base import Method, Requirements, channels_as_batch
-from podm_cli.models.csf import SCALE, CSFModel, default_csf_path, run_cascade
+from podm_cli.methods.base import Method, Requirements
+from podm_cli.models.csf import CSFModel, default_csf_path, run_cascade
+from podm_cli.physics import DataTerm
 
 __all__ = ["CSF"]
 
@@ -41,14 +26,15 @@ __all__ = ["CSF"]
 class CSF(Method):
     """Cascade of shrinkage fields (Schmidt & Roth 2014), non-blind deconvolution.
 
-    Parameters
+    Parameters (paper symbols: Schmidt & Roth 2014)
     ----------
     model
         A podm ``.npz`` (``scripts/train_csf.py``) or an authors' ``.mat``; ``asset:<name>`` = a model
         shipped in the package (``podm_cli/assets/<name>``); ``None`` = :func:`default_csf_path`.  A relative
         ``.mat`` path is taken under the data root (``weights/csf/table3/csf_pw.mat`` for ``csf_official``).
     stages
-        Run only the first ``stages`` stages (``None``: all).
+        Run only the first ``stages`` stages (the paper's ``T``; ``None``: all).  The data weights
+        ``lambda_t``, filters ``f_ti`` and shrinkage functions ``psi_ti`` are the model's (learned).
     source
         What results.json says about the numbers (set by the configs).
     """
@@ -62,11 +48,8 @@ class CSF(Method):
         stages: int | None = None,
         source: str | None = None,
         name: str | None = None,
-        mode: str = "circular",
-        boundary: str = "liu",
-        edgetaper_iterations: int = 3,
     ):
-        super().__init__(mode=mode, boundary=boundary, edgetaper_iterations=edgetaper_iterations)
+        super().__init__()
         self.model_path = model
         self.stages = None if stages is None else int(stages)
         if self.stages is not None and self.stages < 1:
@@ -108,9 +91,5 @@ class CSF(Method):
                 raise InputError(f"csf: model has {self._model.stages} stages, asked for {self.stages}")
         return self._model
 
-    def restore_circular(self, y: Tensor, kernel: Tensor, sigma: Tensor) -> Tensor:
-        model = self.model
-        yy, k, _ = channels_as_batch(y, kernel, sigma, "csf")
-        with torch.no_grad():
-            x = run_cascade(model, yy * SCALE, k, self.stages)
-        return (x / SCALE).reshape(y.shape).to(y.dtype)
+    def restore(self, data: DataTerm, sigma: Tensor, on_stage=None) -> Tensor:
+        return run_cascade(self.model, data, self.stages or self.model.stages, on_stage=on_stage)

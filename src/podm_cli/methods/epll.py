@@ -15,12 +15,13 @@ patches ``z_i`` and ``beta`` growing along a schedule (configurable: the EPLL pa
    ``k* = argmax_k log pi_k + log N(v; 0, Sigma_k + s I)`` and the Wiener filter
    ``z_i = B Sigma_k* (Sigma_k* + s I)^{-1} v + m_i`` (:func:`patch_map`);
 2. **x-step**, ``(lam/sigma^2 K^T K + beta sum_i P_i^T P_i) x = lam/sigma^2 K^T y + beta sum_i P_i^T z_i``;
-   ``sum_i P_i^T P_i = 64 I`` circularly, so with the authors' ``lam = 64`` (their ``patchSize^2``)
-   it is one FFT solve ``X = (conj(K) Y + beta' A) / (|K|^2 + beta')`` with ``beta' = 64 beta sigma^2 / lam``
-   and ``A`` the overlap average of the restored patches (unfold/fold).
+   ``sum_i P_i^T P_i = 64 I`` circularly, so with ``lam`` in units of ``64`` (the authors' ``lambda`` is
+   ``patchSize^2 / sigma^2``) it is the data term's proximal step
+   ``X = (conj(K) Y + rho A) / (|K|^2 + rho)`` (:meth:`~podm_cli.physics.DataTerm.prox`) with
+   ``rho = beta sigma^2 / lam`` and ``A`` the overlap average of the restored patches (unfold/fold).
 
-``valid`` observations are extended by the base class (Liu-Jia wrap-around or edgetaper) and solved
-circularly, like every other podm method.  The GMM is podm's own (``scripts/train_gmm.py``, docs/epll.md):
+The patches live on the data term's grid (``y``, or ``valid`` data extended, or boundary-adjusted: the
+observation of each x-step follows the estimate), like every other podm method.  The GMM is podm's own (``scripts/train_gmm.py``, docs/epll.md):
 the authors' GMM file is not available here, so results are labelled ``recomputed (GMM trained by podm)``.
 """
 
@@ -35,7 +36,7 @@ from torch import Tensor
 
 from podm_cli.errors import InputError
 from podm_cli.methods.base import Method
-from podm_cli.methods.fourier import blur_otf
+from podm_cli.physics import DataTerm
 from podm_cli.priors.gmm import GaussianMixture, _triu, dc_free_basis, outer_triu
 
 __all__ = ["DEFAULT_BETAS", "EPLL", "PAPER_BETAS", "circular_fold", "circular_unfold", "default_gmm_path", "patch_map"]
@@ -117,22 +118,28 @@ def patch_map(v: Tensor, gmm: GaussianMixture, noise_var: float, chunk: int = 81
 class EPLL(Method):
     """EPLL non-blind deconvolution with a zero-mean 8x8 GMM patch prior (half-quadratic splitting).
 
-    Parameters
+    Parameters (paper symbols: Zoran & Weiss 2011 and the authors' deblurring demo)
     ----------
     gmm
         ``.npz`` written by :meth:`podm_cli.priors.gmm.GaussianMixture.save`; ``None`` = the GMM shipped
         with podm (trained by ``scripts/train_gmm.py``, docs/epll.md).
     betas, beta_unit
-        ``beta = b / sigma^2`` (``beta_unit="inv_sigma2"``) or ``beta = b`` (``"absolute"``) for each ``b``.
+        The splitting weights (the paper's ``beta`` schedule): ``beta = b / sigma^2``
+        (``beta_unit="inv_sigma2"``) or ``beta = b`` (``"absolute"``) for each ``b``.
         Default :data:`DEFAULT_BETAS` (the authors' deblurring demo, ``50 x [1, 2, 4, ..., 64]`` absolute at
         sigma = 0.01, made noise-adaptive); the EPLL paper's ``[1, 4, 8, 16, 32, 64]`` (:data:`PAPER_BETAS`)
         is its denoising schedule and deblurs poorly (docs/epll.md).
     inner_iterations
         z/x alternations per beta (the authors' demo: 1).
     lam
-        Data weight in units of ``patch^2 / sigma^2`` (the authors': ``patchSize^2 / sigma^2``, i.e. 1.0 here).
-    sigma_min
+        Data-fidelity weight in units of ``patch^2 / sigma^2`` (the paper's ``lambda``; the authors' value
+        ``patchSize^2 / sigma^2`` is 1.0 here).
+    noise_floor
         Floor on the noise level used to set ``beta`` (noise-free inputs).
+    chunk
+        Patches per matrix product (memory).
+
+    The estimate after each beta step is a stage (``on_stage``).
     """
 
     name = "epll"
@@ -145,19 +152,16 @@ class EPLL(Method):
         beta_unit: str = "inv_sigma2",
         inner_iterations: int = 1,
         lam: float = 1.0,
-        sigma_min: float = 1e-3,
+        noise_floor: float = 1e-3,
         chunk: int = 8192,
-        mode: str = "circular",
-        boundary: str = "liu",
-        edgetaper_iterations: int = 3,
     ):
-        super().__init__(mode=mode, boundary=boundary, edgetaper_iterations=edgetaper_iterations)
+        super().__init__()
         betas = [float(b) for b in betas]
         if not betas or any(not b > 0 for b in betas):
             raise InputError(f"epll: betas must be a non-empty list of positive numbers, got {betas}")
-        if int(inner_iterations) < 1 or not lam > 0 or not sigma_min > 0 or int(chunk) < 1:
-            raise InputError(f"epll: need inner_iterations >= 1, lam > 0, sigma_min > 0, chunk >= 1 "
-                             f"(got {inner_iterations}, {lam}, {sigma_min}, {chunk})")
+        if int(inner_iterations) < 1 or not lam > 0 or not noise_floor > 0 or int(chunk) < 1:
+            raise InputError(f"epll: need inner_iterations >= 1, lam > 0, noise_floor > 0, chunk >= 1 "
+                             f"(got {inner_iterations}, {lam}, {noise_floor}, {chunk})")
         self.gmm_path = Path(gmm).expanduser() if gmm else default_gmm_path()
         if beta_unit not in ("inv_sigma2", "absolute"):
             raise InputError(f"epll: beta_unit must be 'inv_sigma2' or 'absolute', got {beta_unit!r}")
@@ -165,7 +169,7 @@ class EPLL(Method):
         self.beta_unit = beta_unit
         self.inner_iterations = int(inner_iterations)
         self.lam = float(lam)
-        self.sigma_min = float(sigma_min)
+        self.noise_floor = float(noise_floor)
         self.chunk = int(chunk)
         self._gmm: GaussianMixture | None = None
 
@@ -180,34 +184,36 @@ class EPLL(Method):
             self._gmm = GaussianMixture.load(self.gmm_path)
         return self._gmm
 
-    def restore_circular(self, y: Tensor, kernel: Tensor, sigma: Tensor) -> Tensor:
-        if y.ndim != 4:
-            raise InputError(f"epll: y must be (N, C, H, W), got {tuple(y.shape)}")
+    def _patch_average(self, x: Tensor, beta: float, basis: Tensor) -> Tensor:
+        """The z-step of one image ``x`` (``(H, W)``): every patch restored under the GMM for noise variance
+        ``1 / beta``, folded back and averaged (``(H, W)``)."""
+        p = self.gmm.patch
+        patches = circular_unfold(x, p)
+        dc = patches.mean(1, keepdim=True)
+        z, _ = patch_map(patches @ basis, self.gmm, 1.0 / beta, self.chunk)
+        return circular_fold(z @ basis.T + dc, tuple(x.shape), p) / (p * p)
+
+    def restore(self, data: DataTerm, sigma: Tensor, on_stage=None) -> Tensor:
         gmm = self.gmm
         p = gmm.patch
-        h, w = y.shape[-2:]
+        h, w = data.grid
         if h < p or w < p:
             raise InputError(f"epll: image {h}x{w} is smaller than the {p}x{p} patches")
-        work = torch.float32 if y.dtype != torch.float64 else torch.float64
-        basis = dc_free_basis(p, work).to(y.device)
-        otf = blur_otf(kernel, (h, w), work, y.device)  # (kh, kw) -> (H, W//2+1); per item -> (N, 1, ...)
-        out = torch.empty_like(y)
-        for n in range(y.shape[0]):
-            s2 = max(float(sigma[n]), self.sigma_min) ** 2
-            o = otf[n, 0] if otf.ndim == 4 else otf
-            k2 = o.real**2 + o.imag**2
-            for c in range(y.shape[1]):
-                yc = y[n, c].to(work)
-                ky = torch.conj(o) * torch.fft.rfft2(yc)
-                x = yc.clone()
-                for b in self.betas:
-                    beta = b / s2 if self.beta_unit == "inv_sigma2" else b
-                    for _ in range(self.inner_iterations):
-                        patches = circular_unfold(x, p)
-                        dc = patches.mean(1, keepdim=True)
-                        z, _ = patch_map(patches @ basis, gmm, 1.0 / beta, self.chunk)
-                        avg = circular_fold(z @ basis.T + dc, (h, w), p) / (p * p)
-                        r = beta * s2 / self.lam  # beta' of the module docstring (lam in units of p^2/s2)
-                        x = torch.fft.irfft2((ky + r * torch.fft.rfft2(avg)) / (k2 + r), s=(h, w))
-                out[n, c] = x.to(y.dtype)
-        return out
+        x = data.initial()
+        work = x.dtype
+        basis = dc_free_basis(p, work).to(x.device)
+        s2 = sigma.to(dtype=torch.float64, device="cpu").clamp_min(self.noise_floor).pow(2).tolist()
+        stage = 0
+        for b in self.betas:
+            beta = [b / v if self.beta_unit == "inv_sigma2" else b for v in s2]  # per image
+            rho = torch.tensor([bn * v / self.lam for bn, v in zip(beta, s2)], dtype=work, device=x.device)
+            for _ in range(self.inner_iterations):
+                avg = torch.stack([
+                    torch.stack([self._patch_average(x[n, c], beta[n], basis) for c in range(x.shape[1])])
+                    for n in range(x.shape[0])
+                ])
+                x = data.prox(avg, rho, x=x)
+            if on_stage is not None:
+                on_stage(stage, x)
+            stage += 1
+        return x

@@ -4,13 +4,15 @@ Solves, for each image (and each colour channel separately),
 
     min_x  E(x) = lam/2 ||k * x - y||^2 + sum_i |(Dh x)_i|^alpha + |(Dv x)_i|^alpha,    0 < alpha <= 1,
 
-with circular convolution and circular forward differences ``D = (Dh, Dv)``
-(:mod:`podm_cli.methods.fourier`).  Half-quadratic splitting introduces ``w ~ D x`` and minimises
+with circular forward differences ``D = (Dh, Dv)`` (:mod:`podm_cli.physics.differences`) and the blur and
+boundary handling of a :class:`~podm_cli.physics.DataTerm`.  Half-quadratic splitting introduces
+``w ~ D x`` and minimises
 
     E_beta(x, w) = lam/2 ||K x - y||^2 + beta/2 ||D x - w||^2 + sum |w|^alpha
 
 alternately, for an increasing sequence ``beta_k = beta0 * beta_rate^k < beta_max`` (defaults 1, 2 sqrt 2,
-256: six values 1 .. 181), ``inner_iterations`` alternations per ``beta``, from ``x = y``:
+256: six values 1 .. 181), ``inner_iterations`` alternations per ``beta``, from ``x = data.initial()``
+(``y``, or ``y`` extended):
 
 * w-step, separable per pixel: ``w = argmin_w |w|^alpha + beta/2 (w - v)^2`` with ``v = D x``
   (:func:`solve_w`).  The minimiser is 0 below a threshold ``tau(alpha, beta)`` and the largest
@@ -26,7 +28,8 @@ alternately, for an increasing sequence ``beta_k = beta0 * beta_rate^k < beta_ma
   is kept only where it beats ``w = 0``.  Other alpha in (0, 1): a lookup table of the exact minimiser per
   beta (bisection on the convex branch, linear interpolation, exact threshold; see :class:`WLookupTable`).
   alpha = 1: soft thresholding.
-* x-step: ``(D^T D + lam/beta K^T K) x = D^T w + lam/beta K^T y``, one FFT solve.
+* x-step: ``(K^T K + beta/lam D^T D) x = K^T phi + beta/lam D^T w``, one FFT solve
+  (:meth:`~podm_cli.physics.DataTerm.solve_quadratic`).
 
 Each step minimises ``E_beta`` exactly, so ``E_beta`` never increases while ``beta`` is fixed; the true
 objective ``E(x)`` after each ``beta`` step is recorded in :class:`HLInfo`.
@@ -46,13 +49,9 @@ from torch import Tensor
 
 from podm_cli.errors import InputError
 from podm_cli.methods.base import Method
-from podm_cli.methods.fourier import (
-    QuadraticFFTSolver,
-    forward_diff,
-    forward_diff_adjoint,
-    noise_scaled,
-    per_item,
-)
+from podm_cli.methods.data_weight import data_weight, noise_scaled
+from podm_cli.physics import DataTerm
+from podm_cli.physics.differences import diff_otf_sq, forward_diff, forward_diff_adjoint
 
 __all__ = [
     "HLInfo",
@@ -260,55 +259,49 @@ def _sum_items(t: Tensor) -> Tensor:
 
 
 def hl_deconv(
-    y: Tensor,
-    kernel: Tensor,
+    data: DataTerm,
     lam,
     alpha: float = _TWO_THIRDS,
     beta0: float = 1.0,
     beta_rate: float = 2 * math.sqrt(2),
     beta_max: float = 256.0,
     inner_iterations: int = 1,
+    on_stage=None,
 ) -> tuple[Tensor, HLInfo]:
-    """Hyper-Laplacian deconvolution of ``y`` (``(N, C, H, W)``, circular blur); returns ``(x, info)``.
-
-    ``kernel``: ``(kh, kw)`` or ``(N, 1, kh, kw)``; ``lam``: scalar or ``(N,)`` data weight.
-    """
-    if y.ndim != 4:
-        raise InputError(f"y must be (N, C, H, W), got {tuple(y.shape)}")
+    """Hyper-Laplacian deconvolution of the observation of ``data``; returns ``(x, info)``, ``x`` on
+    ``data.grid``.  ``lam``: scalar or ``(N,)`` data weight; ``on_stage(index, x)`` (optional) receives the
+    estimate after each beta step."""
     if not 0 < alpha <= 1:
         raise InputError(f"hl: alpha must be in (0, 1], got {alpha}")
     if int(inner_iterations) < 1:
         raise InputError(f"hl: inner_iterations must be >= 1, got {inner_iterations}")
-    n = y.shape[0]
-    lam_t = per_item(lam, n, y)
-    if not torch.isfinite(lam_t).all() or (lam_t <= 0).any():
-        raise InputError(f"hl: lam must be finite and > 0, got {lam_t.flatten().tolist()}")
+    x = data.initial()
+    lam_t = data_weight(lam, x, "hl")
     betas = beta_schedule(beta0, beta_rate, beta_max)
-    solver = QuadraticFFTSolver(y, kernel)
+    reg_sq = diff_otf_sq(data.grid, x.dtype, x.device)
     lam_items = lam_t.reshape(-1)
-
-    def data_term(x: Tensor) -> Tensor:
-        return 0.5 * lam_items * _sum_items((solver.blur(x) - y) ** 2)
 
     def prior(dh: Tensor, dv: Tensor) -> Tensor:
         return _sum_items(dh.abs() ** alpha + dv.abs() ** alpha)
 
-    x = y.clone()
     dh, dv = forward_diff(x)
-    data = data_term(x)
-    objective = [data + prior(dh, dv)]
+    fit = lam_items * data.f(x)
+    objective = [fit + prior(dh, dv)]
     energy = []
-    for beta in betas:
-        r = lam_t / beta
+    for index, beta in enumerate(betas):
+        reg_weight = beta / lam_t  # the x-step's regulariser weight beta / lam
         for _ in range(int(inner_iterations)):
             wh, wv = solve_w(dh, alpha, beta), solve_w(dv, alpha, beta)
             w_cost = prior(wh, wv)
-            energy.append(data + 0.5 * beta * _sum_items((dh - wh) ** 2 + (dv - wv) ** 2) + w_cost)
-            x = solver.solve(forward_diff_adjoint(wh, wv), r)
+            energy.append(fit + 0.5 * beta * _sum_items((dh - wh) ** 2 + (dv - wv) ** 2) + w_cost)
+            extra = reg_weight * torch.fft.rfft2(forward_diff_adjoint(wh, wv))
+            x = data.solve_quadratic(extra, reg_weight, reg_sq, x=x)
             dh, dv = forward_diff(x)
-            data = data_term(x)
-            energy.append(data + 0.5 * beta * _sum_items((dh - wh) ** 2 + (dv - wv) ** 2) + w_cost)
-        objective.append(data + prior(dh, dv))
+            fit = lam_items * data.f(x)
+            energy.append(fit + 0.5 * beta * _sum_items((dh - wh) ** 2 + (dv - wv) ** 2) + w_cost)
+        objective.append(fit + prior(dh, dv))
+        if on_stage is not None:
+            on_stage(index, x)
     return x, HLInfo(betas=betas, objective=torch.stack(objective), energy=torch.stack(energy))
 
 
@@ -316,22 +309,23 @@ class HyperLaplacian(Method):
     """Krishnan & Fergus (2009) hyper-Laplacian deconvolution:
     ``min_x lam/2 ||k * x - y||^2 + sum |D x|^alpha`` by half-quadratic splitting.
 
-    Parameters
+    Parameters (paper symbols: Krishnan & Fergus 2009)
     ----------
     lam
-        Data weight for images on [0, 1] (the paper's lambda; Krishnan & Fergus suggest 2000 for 1 % noise).
+        Data-fidelity weight for images on [0, 1] (the paper's ``lambda``; they suggest 2000 for 1 % noise).
         The default comes from the sweep in ``docs/tv_hl_weights.md``.
     alpha
-        Prior exponent in (0, 1]; 1/2 and 2/3 have closed-form w-steps, others use a lookup table.
+        Prior exponent in (0, 1] (the paper's ``alpha``); 1/2 and 2/3 have closed-form w-steps, others use a
+        lookup table.
     beta0, beta_rate, beta_max, inner_iterations
-        Continuation ``beta = beta0 * beta_rate^k < beta_max``, alternations per beta.
-    sigma_ref
-        ``None`` (default): ``lam`` is used as is.  A number: ``lam`` is the weight at noise level
+        Continuation of the splitting weight ``beta = beta0 * beta_rate^k < beta_max`` (the paper's
+        ``beta_0``, ``beta_Inc``, ``beta_Max``) and w/x alternations per beta (the paper's ``T``).
+    sigma_ref, sigma_power
+        ``sigma_ref=None`` (default): ``lam`` is used as is.  A number: ``lam`` is the weight at noise level
         ``sigma_ref``, rescaled per image as ``lam * (sigma_ref / sigma)^sigma_power`` (1.5, measured).
-    mode, boundary, edgetaper_iterations
-        See :class:`~podm_cli.methods.base.Method`.
 
-    After each call ``last_info`` holds an :class:`HLInfo` (objective per beta step, HQS energies).
+    The estimate after each beta step is a stage (``on_stage``).  After each call ``last_info`` holds an
+    :class:`HLInfo` (objective per beta step, HQS energies).
     """
 
     name = "hl"
@@ -347,11 +341,8 @@ class HyperLaplacian(Method):
         inner_iterations: int = 1,
         sigma_ref: float | None = None,
         sigma_power: float = 1.5,
-        mode: str = "circular",
-        boundary: str = "liu",
-        edgetaper_iterations: int = 3,
     ):
-        super().__init__(mode=mode, boundary=boundary, edgetaper_iterations=edgetaper_iterations)
+        super().__init__()
         if not lam > 0:
             raise InputError(f"hl: lam must be > 0, got {lam}")
         if not 0 < alpha <= 1:
@@ -373,15 +364,15 @@ class HyperLaplacian(Method):
         """The per-image ``lam`` used for noise levels ``sigma`` (``(N,)``)."""
         return noise_scaled(self.lam, self.sigma_ref, sigma, "hl", self.sigma_power)
 
-    def restore_circular(self, y: Tensor, kernel: Tensor, sigma: Tensor) -> Tensor:
+    def restore(self, data: DataTerm, sigma: Tensor, on_stage=None) -> Tensor:
         x, self.last_info = hl_deconv(
-            y,
-            kernel,
+            data,
             self.weight(sigma),
             self.alpha,
             self.beta0,
             self.beta_rate,
             self.beta_max,
             self.inner_iterations,
+            on_stage,
         )
         return x

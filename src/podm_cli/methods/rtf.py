@@ -7,8 +7,9 @@ pixel by regression trees; MAP = one preconditioned CG solve per stage); the tra
 authors is used (their code's licence forbids it), so results are labelled
 ``recomputed (RTF reimplemented and trained by podm)``.
 
-``valid`` observations are extended once by the base class (Liu-Jia wrap-around) and solved circularly,
-like every other podm method; colour images are restored channel by channel.
+Each stage's MAP is a CG solve, which cannot follow a changing observation: the cascade runs on the data
+term's first observation (``y``; ``valid`` data extended once by the boundary rule), circularly on the
+grid, channel by channel.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pathlib import Path
 from torch import Tensor
 
 from podm_cli.errors import InputError
-from podm_cli.methods.base import Method, channels_as_batch
+from podm_cli.methods.base import Method
 from podm_cli.models.rtf import RTFModel, default_rtf_path
+from podm_cli.physics import DataTerm
 
 __all__ = ["RTF"]
 
@@ -27,31 +29,31 @@ __all__ = ["RTF"]
 class RTF(Method):
     """Regression-tree-field cascade.
 
-    Parameters
+    Parameters (paper symbols: Schmidt et al. 2013)
     ----------
     model
         A podm RTF ``.npz`` (``scripts/train_rtf.py``); ``asset:<name>`` = one shipped in the package;
-        ``None`` = :func:`podm_cli.models.rtf.default_rtf_path`.
+        ``None`` = :func:`podm_cli.models.rtf.default_rtf_path`.  The data weights (the CRF's ``lambda`` per
+        stage, scaled by ``(sigma_train / sigma)^2``) and the trees' potentials are the model's (learned).
     stages
-        Run only the first ``stages`` stages (``None``: all).
-    rtol, max_iter
-        CG stopping rule per stage (relative residual, iteration cap).
+        Run only the first ``stages`` stages (the cascade's depth; ``None``: all).
+    cg_rtol, cg_max_iter
+        CG stopping rule of each stage's MAP solve (relative residual, iteration cap).
     """
 
     name = "rtf"
     source = "recomputed (RTF reimplemented and trained by podm)"
 
-    def __init__(self, model: str | None = None, stages: int | None = None, rtol: float = 1e-5,
-                 max_iter: int = 400, source: str | None = None, mode: str = "circular", boundary: str = "liu",
-                 edgetaper_iterations: int = 3):
-        super().__init__(mode=mode, boundary=boundary, edgetaper_iterations=edgetaper_iterations)
+    def __init__(self, model: str | None = None, stages: int | None = None, cg_rtol: float = 1e-5,
+                 cg_max_iter: int = 400, source: str | None = None):
+        super().__init__()
         self.model_path = model
         self.stages = None if stages is None else int(stages)
         if self.stages is not None and self.stages < 1:
             raise InputError(f"rtf: stages must be >= 1 or null, got {stages}")
-        if not (0 < float(rtol) < 1) or int(max_iter) < 1:
-            raise InputError(f"rtf: need 0 < rtol < 1 and max_iter >= 1, got rtol={rtol}, max_iter={max_iter}")
-        self.rtol, self.max_iter = float(rtol), int(max_iter)
+        if not (0 < float(cg_rtol) < 1) or int(cg_max_iter) < 1:
+            raise InputError(f"rtf: need 0 < cg_rtol < 1 and cg_max_iter >= 1, got {cg_rtol}, {cg_max_iter}")
+        self.cg_rtol, self.cg_max_iter = float(cg_rtol), int(cg_max_iter)
         if source:
             self.source = str(source)
         self._model: RTFModel | None = None
@@ -75,10 +77,12 @@ class RTF(Method):
                 raise InputError(f"rtf: model has {len(self._model.stages)} stages, asked for {self.stages}")
         return self._model
 
-    def restore_circular(self, y: Tensor, kernel: Tensor, sigma: Tensor) -> Tensor:
-        model = self.model
-        yy, k, s = channels_as_batch(y, kernel, sigma, "rtf")
-        outs = model.run(yy, k, s, self.stages, return_all=True, rtol=self.rtol, max_iter=self.max_iter)
-        for i, x in enumerate(outs):
-            self._emit_stage(i, x.reshape(y.shape).to(y.dtype))
-        return outs[-1].reshape(y.shape).to(y.dtype)
+    def restore(self, data: DataTerm, sigma: Tensor, on_stage=None) -> Tensor:
+        phi = data.observation()
+        n, c = phi.shape[:2]
+        kernel = data.kernel.repeat_interleave(c, dim=0) if data.kernel.ndim == 4 and c > 1 else data.kernel
+        channels = DataTerm.build(phi.reshape(n * c, 1, *data.grid), kernel)  # circular on the grid
+        emit = None if on_stage is None else (lambda t, x: on_stage(t, x.reshape(phi.shape)))
+        x = self.model.run(channels, sigma.repeat_interleave(c), self.stages, rtol=self.cg_rtol,
+                           max_iter=self.cg_max_iter, on_stage=emit)
+        return x.reshape(phi.shape)

@@ -2,22 +2,26 @@
 
 Solves, for each image (and each colour channel separately),
 
-    min_x  mu/2 ||k * x - y||^2 + TV(x),      TV(x) = sum_i sqrt((Dh x)_i^2 + (Dv x)_i^2),
+    min_x  lam/2 ||k * x - y||^2 + TV(x),      TV(x) = sum_i sqrt((Dh x)_i^2 + (Dv x)_i^2),
 
-with circular convolution and circular forward differences ``D = (Dh, Dv)`` (see
-:mod:`podm_cli.methods.fourier`).  Splitting ``w = D x`` gives the augmented Lagrangian
+with circular forward differences ``D = (Dh, Dv)`` (:mod:`podm_cli.physics.differences`) and the blur and
+boundary handling of a :class:`~podm_cli.physics.DataTerm`.  Splitting ``w = D x`` gives the augmented
+Lagrangian
 
-    L(w, x, lam) = sum_i ||w_i|| - lam^T (w - D x) + beta/2 ||w - D x||^2 + mu/2 ||K x - y||^2,
+    L(w, x, m) = sum_i ||w_i|| - m^T (w - D x) + beta/2 ||w - D x||^2 + lam/2 ||K x - y||^2,
 
 minimised alternately (Tao & Yang's FTVd v4 / Wang, Yang, Yin & Zhang 2008, the ADMM form):
 
 1. w-step, isotropic shrinkage per pixel:  ``w_i = max(||z_i|| - 1/beta, 0) z_i / ||z_i||``,
-   ``z = D x + lam / beta``;
-2. x-step, one FFT solve:  ``(D^T D + mu/beta K^T K) x = D^T (w - lam/beta) + mu/beta K^T y``;
-3. multiplier step:  ``lam <- lam - gamma beta (w - D x)``, ``gamma in (0, (1 + sqrt 5)/2)`` (1.618);
+   ``z = D x + m / beta``;
+2. x-step, one FFT solve (:meth:`~podm_cli.physics.DataTerm.solve_quadratic` with regulariser weight
+   ``beta / lam`` and ``reg_sq = |Dh_hat|^2 + |Dv_hat|^2``):
+   ``(K^T K + beta/lam D^T D) x = K^T phi + beta/lam D^T (w - m/beta)``;
+3. multiplier step:  ``m <- m - gamma beta (w - D x)``, ``gamma in (0, (1 + sqrt 5)/2)`` (1.618);
 
-from ``x^0 = y``, ``lam^0 = 0``, until ``||x^{k+1} - x^k|| / ||x^k|| < tol`` or ``max_iter`` iterations.
-The primal residual ``||D x^k - w^k||`` goes to 0 as ADMM converges (recorded in ``info``).
+from ``x^0 = data.initial()`` (``y``, or ``y`` extended), ``m^0 = 0``, until
+``||x^{k+1} - x^k|| / ||x^k|| < tol`` or ``max_iter`` iterations.  The primal residual ``||D x^k - w^k||``
+goes to 0 as ADMM converges (recorded in ``info``).
 
 References: Y. Wang, J. Yang, W. Yin, Y. Zhang, "A new alternating minimization algorithm for total
 variation image reconstruction", SIAM J. Imaging Sci. 1(3), 2008; M. Tao, J. Yang, "Alternating direction
@@ -37,14 +41,10 @@ from torch import Tensor
 
 from podm_cli.errors import InputError
 from podm_cli.methods.base import Method
-from podm_cli.methods.fourier import (
-    QuadraticFFTSolver,
-    forward_diff,
-    forward_diff_adjoint,
-    item_norm,
-    noise_scaled,
-    per_item,
-)
+from podm_cli.methods.data_weight import data_weight, noise_scaled
+from podm_cli.optim.objective import item_norm
+from podm_cli.physics import DataTerm
+from podm_cli.physics.differences import diff_otf_sq, forward_diff, forward_diff_adjoint
 
 __all__ = ["TV", "TVInfo", "shrink_isotropic", "tv_deconv"]
 
@@ -76,51 +76,46 @@ def shrink_isotropic(zh: Tensor, zv: Tensor, thresh) -> tuple[Tensor, Tensor]:
 
 
 def tv_deconv(
-    y: Tensor,
-    kernel: Tensor,
-    mu,
+    data: DataTerm,
+    lam,
     beta: float = 10.0,
     gamma: float = 1.618,
     tol: float = 1e-3,
     max_iter: int = 500,
 ) -> tuple[Tensor, TVInfo]:
-    """ADMM TV deconvolution of ``y`` (``(N, C, H, W)``, circular blur); returns ``(x, info)``.
+    """ADMM TV deconvolution of the observation of ``data``; returns ``(x, info)``, ``x`` on ``data.grid``.
 
-    ``kernel``: ``(kh, kw)`` or ``(N, 1, kh, kw)``; ``mu``: scalar or ``(N,)`` data weight.
+    ``lam``: scalar or ``(N,)`` data weight.
     """
-    if y.ndim != 4:
-        raise InputError(f"y must be (N, C, H, W), got {tuple(y.shape)}")
     if beta <= 0 or not 0 < gamma < (1 + 5**0.5) / 2:
         raise InputError(f"need beta > 0 and 0 < gamma < 1.618..., got beta={beta}, gamma={gamma}")
-    n = y.shape[0]
-    mu_t = per_item(mu, n, y)
-    if not torch.isfinite(mu_t).all() or (mu_t <= 0).any():
-        raise InputError(f"TV weight mu must be finite and > 0, got {mu_t.flatten().tolist()}")
-    solver = QuadraticFFTSolver(y, kernel)
-    r = mu_t / beta
+    x = data.initial()
+    n = x.shape[0]
+    reg_weight = beta / data_weight(lam, x, "tv")  # the x-step's regulariser weight beta / lam
+    reg_sq = diff_otf_sq(data.grid, x.dtype, x.device)
 
-    x = y.clone()
-    lam_h = torch.zeros_like(y)
-    lam_v = torch.zeros_like(y)
+    m_h = torch.zeros_like(x)
+    m_v = torch.zeros_like(x)
     dh, dv = forward_diff(x)
-    active = torch.ones(n, dtype=torch.bool, device=y.device)
-    iterations = torch.zeros(n, dtype=torch.long, device=y.device)
-    last_res = torch.zeros(n, dtype=y.dtype, device=y.device)
+    active = torch.ones(n, dtype=torch.bool, device=x.device)
+    iterations = torch.zeros(n, dtype=torch.long, device=x.device)
+    last_res = torch.zeros(n, dtype=x.dtype, device=x.device)
     residuals, changes = [], []
     for _ in range(int(max_iter)):
-        wh, wv = shrink_isotropic(dh + lam_h / beta, dv + lam_v / beta, 1.0 / beta)
-        x_new = solver.solve(forward_diff_adjoint(wh - lam_h / beta, wv - lam_v / beta), r)
+        wh, wv = shrink_isotropic(dh + m_h / beta, dv + m_v / beta, 1.0 / beta)
+        extra = reg_weight * torch.fft.rfft2(forward_diff_adjoint(wh - m_h / beta, wv - m_v / beta))
+        x_new = data.solve_quadratic(extra, reg_weight, reg_sq, x=x)
         dh_new, dv_new = forward_diff(x_new)
         rh, rv = wh - dh_new, wv - dv_new
         res = torch.sqrt(item_norm(rh) ** 2 + item_norm(rv) ** 2)
-        change = item_norm(x_new - x) / item_norm(x).clamp_min(torch.finfo(y.dtype).tiny)
+        change = item_norm(x_new - x) / item_norm(x).clamp_min(torch.finfo(x.dtype).tiny)
 
         a4 = active.reshape(n, 1, 1, 1)
         x = torch.where(a4, x_new, x)
         dh = torch.where(a4, dh_new, dh)
         dv = torch.where(a4, dv_new, dv)
-        lam_h = torch.where(a4, lam_h - (gamma * beta) * rh, lam_h)
-        lam_v = torch.where(a4, lam_v - (gamma * beta) * rv, lam_v)
+        m_h = torch.where(a4, m_h - (gamma * beta) * rh, m_h)
+        m_v = torch.where(a4, m_v - (gamma * beta) * rv, m_v)
         last_res = torch.where(active, res, last_res)
         iterations += active.long()
         residuals.append(last_res)
@@ -133,23 +128,22 @@ def tv_deconv(
 
 
 class TV(Method):
-    """Isotropic TV deconvolution (FTVd ADMM): ``min_x mu/2 ||k * x - y||^2 + TV(x)``.
+    """Isotropic TV deconvolution (FTVd ADMM): ``min_x lam/2 ||k * x - y||^2 + TV(x)``.
 
-    Parameters
+    Parameters (paper symbols: Wang, Yang, Yin & Zhang 2008 / FTVd v4)
     ----------
-    mu
-        Data-fidelity weight for images on [0, 1] (larger = less regularisation).  The default comes from
-        the sweep in ``docs/tv_hl_weights.md`` (BSDS500 train crops, Schelten kernels, 1 % noise).
+    lam
+        Data-fidelity weight for images on [0, 1] (FTVd's ``mu``; larger = less regularisation).  The
+        default comes from the sweep in ``docs/tv_hl_weights.md`` (BSDS500 train crops, Schelten kernels,
+        1 % noise).
     beta, gamma, tol, max_iter
-        ADMM penalty, multiplier step, stopping tolerance on the relative change, iteration cap
-        (FTVd v4 defaults).
-    sigma_ref
-        ``None`` (default): ``mu`` is used as is, whatever the noise level (like the paper's baselines).
-        A number: ``mu`` is the weight at noise level ``sigma_ref`` and is rescaled per image as
-        ``mu * (sigma_ref / sigma)^sigma_power`` (``sigma_power`` 1.5 measured by the sweep; 2 is the MAP
-        weighting of a Gaussian likelihood at a fixed prior weight).
-    mode, boundary, edgetaper_iterations
-        See :class:`~podm_cli.methods.base.Method`.
+        ADMM penalty (FTVd's ``beta``), multiplier step (``gamma``), stopping tolerance on the relative
+        change, iteration cap (FTVd v4 defaults).
+    sigma_ref, sigma_power
+        ``sigma_ref=None`` (default): ``lam`` is used as is, whatever the noise level (like the paper's
+        baselines).  A number: ``lam`` is the weight at noise level ``sigma_ref`` and is rescaled per image as
+        ``lam * (sigma_ref / sigma)^sigma_power`` (1.5 measured by the sweep; 2 is the MAP weighting of a
+        Gaussian likelihood at a fixed prior weight).
 
     After each call ``last_info`` holds a :class:`TVInfo` (iterations, primal residuals, relative changes).
     """
@@ -159,27 +153,24 @@ class TV(Method):
 
     def __init__(
         self,
-        mu: float = 1414.0,
+        lam: float = 1414.0,
         beta: float = 10.0,
         gamma: float = 1.618,
         tol: float = 1e-3,
         max_iter: int = 500,
         sigma_ref: float | None = None,
         sigma_power: float = 1.5,
-        mode: str = "circular",
-        boundary: str = "liu",
-        edgetaper_iterations: int = 3,
     ):
-        super().__init__(mode=mode, boundary=boundary, edgetaper_iterations=edgetaper_iterations)
-        if not mu > 0:
-            raise InputError(f"tv: mu must be > 0, got {mu}")
+        super().__init__()
+        if not lam > 0:
+            raise InputError(f"tv: lam must be > 0, got {lam}")
         if sigma_ref is not None and not sigma_ref > 0:
             raise InputError(f"tv: sigma_ref must be > 0 or null, got {sigma_ref}")
         if not beta > 0 or not 0 < gamma < (1 + 5**0.5) / 2:
             raise InputError(f"tv: need beta > 0 and 0 < gamma < 1.618..., got beta={beta}, gamma={gamma}")
         if int(max_iter) < 1 or not tol >= 0:
             raise InputError(f"tv: need max_iter >= 1 and tol >= 0, got {max_iter}, {tol}")
-        self.mu = float(mu)
+        self.lam = float(lam)
         self.beta = float(beta)
         self.gamma = float(gamma)
         self.tol = float(tol)
@@ -189,12 +180,9 @@ class TV(Method):
         self.last_info: TVInfo | None = None
 
     def weight(self, sigma: Tensor) -> Tensor | float:
-        """The per-image ``mu`` used for noise levels ``sigma`` (``(N,)``)."""
-        return noise_scaled(self.mu, self.sigma_ref, sigma, "tv", self.sigma_power)
+        """The per-image ``lam`` used for noise levels ``sigma`` (``(N,)``)."""
+        return noise_scaled(self.lam, self.sigma_ref, sigma, "tv", self.sigma_power)
 
-    def restore_circular(self, y: Tensor, kernel: Tensor, sigma: Tensor) -> Tensor:
-        x, self.last_info = tv_deconv(
-            y, kernel, self.weight(sigma), self.beta, self.gamma, self.tol, self.max_iter
-        )
+    def restore(self, data: DataTerm, sigma: Tensor, on_stage=None) -> Tensor:
+        x, self.last_info = tv_deconv(data, self.weight(sigma), self.beta, self.gamma, self.tol, self.max_iter)
         return x
-

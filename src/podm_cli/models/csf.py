@@ -1,27 +1,31 @@
-"""Cascade of Shrinkage Fields (CSF; Schmidt & Roth, CVPR 2014) for non-blind deconvolution.
+"""Cascade of Shrinkage Fields (CSF; Schmidt & Roth, CVPR 2014): the model and its inference.
 
-Each stage ``t`` takes the previous estimate ``x`` (images on the 0..255 scale, as the authors' models) to
+Each stage ``t`` takes the previous estimate ``x`` to
 
-    X_t = (lam_t conj(K) Y + sum_i conj(F_ti) F[psi_ti(f_ti * x)]) / (lam_t |K|^2 + sum_i |F_ti|^2),
+    X_t = (lam_t conj(K) Phi + sum_i conj(F_ti) F[psi_ti(f_ti * x)]) / (lam_t |K|^2 + sum_i |F_ti|^2),
 
-``F_ti`` the transfer function of filter ``f_ti``, ``K`` that of the blur (circular), and ``psi_ti`` a
+``F_ti`` the transfer function of filter ``f_ti``, ``K`` that of the blur and ``Phi`` the observation of a
+:class:`~podm_cli.physics.DataTerm` (``y``; ``valid`` data extended or boundary-adjusted), and ``psi_ti`` a
 shrinkage function, an RBF mixture ``psi(v) = sum_j w_j exp(-gamma/2 (v - mu_j)^2)`` on equidistant means
 (the authors' 53 means -260:10:260, gamma = 0.01).  It is the closed-form minimiser of
 ``lam/2 ||K x - y||^2 + 1/2 sum_i ||f_i * x - psi_i(f_i * x_prev)||^2``: with ``psi = 0`` it is the Wiener
 (Tikhonov) deconvolution ``lam conj(K) Y / (lam |K|^2 + sum |F_i|^2)``, with ``psi(v) = a v`` its fixed point is
-the Wiener deconvolution with regulariser ``(1 - a) sum |F_i|^2 / lam``.  The cascade starts from ``x_0 = y``.
+the Wiener deconvolution with regulariser ``(1 - a) sum |F_i|^2 / lam``.  The cascade starts from
+``x_0 = data.initial()``.  Dividing by ``lam_t``, a stage is
+:meth:`~podm_cli.physics.DataTerm.solve_quadratic` with weight ``1 / lam_t`` and
+``reg_sq = sum_i |F_ti|^2`` (:func:`csf_stage`).
+
+The authors' models work on 0..255 images; podm's estimates are on [0, 1], so the shrinkage functions are
+applied at that scale: ``psi(v)`` becomes ``psi(SCALE v) / SCALE`` (the rest of a stage is linear).
 
 Two kinds of model, one class (:class:`CSFModel`):
 
 * the authors' public model files (``weights/csf/table*/csf_*.mat``, MATLAB v5 struct ``model`` with
   ``nfilters, sigma, is_deblurring, nstages, lambda, f{i, t}, shrink{i, t}.{precision, means, weights}``):
   :meth:`CSFModel.from_mat`.  ``table3/csf_pw.mat`` is the deblurring model (pairwise, 3 stages, trained for
-  sigma = 0.5/255) -> method ``csf_official``, ``source = "official model"``;
-* podm's own models trained for 1 % noise (``scripts/train_csf.py``, docs/csf.md), ``.npz``
-  (:meth:`CSFModel.save`/:meth:`CSFModel.load`) -> method ``csf``, ``source = "recomputed (CSF trained by podm)"``.
-
-``valid`` observations are extended once by the base class (Liu-Jia or edgetaper) and solved circularly;
-the authors edgetapered between stages instead.
+  sigma = 0.5/255) -> method ``csf_official``;
+* podm's own models trained for 1 % noise (:mod:`podm_cli.training.csf`, ``scripts/train_csf.py``,
+  docs/csf.md), ``.npz`` (:meth:`CSFModel.save`/:meth:`CSFModel.load`) -> method ``csf``.
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ import torch
 from torch import Tensor
 
 from podm_cli.errors import InputError
-from podm_cli.methods.fourier import blur_otf
 from podm_cli.npzfile import load_npz, save_npz
+from podm_cli.physics import DataTerm, psf2otf
 
 __all__ = [
     "SCALE",
@@ -190,42 +194,41 @@ class CSFModel:
 
 def filter_otfs(filters: Tensor, shape, dtype, device) -> Tensor:
     """``(F, H, W//2+1)`` transfer functions of ``filters`` ``(F, kh, kw)`` (centre ``(kh//2, kw//2)``)."""
-    return blur_otf(filters.to(device=device, dtype=dtype)[None], shape, dtype, device)[0]
+    return psf2otf(filters.to(device=device, dtype=dtype)[None], shape)[0]
 
 
-def csf_stage(x: Tensor, ky_lam: Tensor, k2_lam: Tensor, fotf: Tensor, shrink) -> Tensor:
-    """One CSF stage on ``x`` (``(N, 1, H, W)``): ``ky_lam = lam conj(K) Y``, ``k2_lam = lam |K|^2``
-    (rfft grids, broadcastable to ``(N, 1, H, W//2+1)``), ``fotf`` ``(F, H, W//2+1)`` filter OTFs,
-    ``shrink(v)`` applied to the filter responses ``v`` ``(N, F, H, W)``."""
-    shape = x.shape[-2:]
-    v = torch.fft.irfft2(torch.fft.rfft2(x) * fotf, s=shape)  # (N, F, H, W)
-    z = torch.fft.rfft2(shrink(v))
-    num = ky_lam + (torch.conj(fotf) * z).sum(1, keepdim=True)
-    den = k2_lam + (fotf.real**2 + fotf.imag**2).sum(0)
-    return torch.fft.irfft2(num / den, s=shape)
+def csf_stage(x: Tensor, data: DataTerm, lam, fotf: Tensor, shrink) -> Tensor:
+    """One CSF stage on ``x`` (``(N, C, H, W)`` on ``data.grid``, [0, 1] scale): data weight ``lam`` (float or
+    0-d tensor), ``fotf`` ``(F, H, W//2+1)`` filter OTFs, ``shrink(v)`` applied to the filter responses ``v``
+    ``(N C, F, H, W)`` (on the model's 0..255 scale: ``v`` is ``SCALE`` times the responses of ``x``)."""
+    n, c = x.shape[:2]
+    shape = data.grid
+    v = torch.fft.irfft2(torch.fft.rfft2(x)[:, :, None] * fotf, s=shape)  # (N, C, F, H, W)
+    z = shrink(SCALE * v.reshape(n * c, *v.shape[2:])).reshape(v.shape) / SCALE
+    weight = 1.0 / lam
+    extra = weight * (torch.conj(fotf) * torch.fft.rfft2(z)).sum(2)
+    return data.solve_quadratic(extra, weight, (fotf.real**2 + fotf.imag**2).sum(0), x=x)
 
 
-def run_cascade(model: CSFModel, y: Tensor, kernel: Tensor, stages: int | None = None,
-                lam=None, filters=None, weights=None, return_all: bool = False):
-    """The cascade on ``y`` (``(N, 1, H, W)``, 0..255 scale), differentiable in ``lam``/``filters``/``weights``
-    (overrides of the model's, used in training).  Returns the last stage (or every stage's output)."""
+def run_cascade(model: CSFModel, data: DataTerm, stages: int | None = None, lam=None, filters=None,
+                weights=None, x0: Tensor | None = None, on_stage=None, return_all: bool = False):
+    """The cascade on the observation of ``data`` (estimates on ``data.grid``, [0, 1] scale) from ``x0``
+    (default ``data.initial()``), differentiable in ``lam``/``filters``/``weights`` (overrides of the
+    model's, used in training; their first axis is the stage).  Runs ``stages`` stages (default: every
+    one given); ``on_stage(t, x)`` sees each stage's output.  Returns the last stage (or every stage's)."""
     lam = model.lam if lam is None else lam
     filters = model.filters if filters is None else filters
     weights = model.weights if weights is None else weights
-    n_st = model.stages if stages is None else int(stages)
-    shape = tuple(y.shape[-2:])
-    otf = blur_otf(kernel, shape, y.dtype, y.device)
-    if otf.ndim == 2:
-        otf = otf[None, None]
-    ky = torch.conj(otf) * torch.fft.rfft2(y)
-    k2 = otf.real**2 + otf.imag**2
-    x, outs = y, []
+    n_st = int(lam.shape[0]) if stages is None else int(stages)
+    x = data.initial() if x0 is None else x0
+    outs = []
     for t in range(n_st):
-        fotf = filter_otfs(filters[t], shape, y.dtype, y.device)
-        w = weights[t].to(y.dtype)
+        fotf = filter_otfs(filters[t], data.grid, x.dtype, x.device)
+        w = weights[t].to(x.dtype)
         shrink = lambda v, w=w: rbf_shrink(v, w, model.mu0, model.step, model.precision)
-        lt = lam[t].to(y.dtype)
-        x = csf_stage(x, lt * ky, lt * k2, fotf, shrink)
+        x = csf_stage(x, data, lam[t].to(x.dtype), fotf, shrink)
+        if on_stage is not None:
+            on_stage(t, x)
         outs.append(x)
     return outs if return_all else x
 

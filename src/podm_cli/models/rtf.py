@@ -21,7 +21,9 @@ Every ``a_p > 0``, so the MAP is the unique solution of the sparse SPD system
 
     (lam K^T K + diag(a) + sum_j F_j^T diag(b_j) F_j) x = lam K^T y + a m + sum_j F_j^T (b_j g_j),
 
-solved by CG with the stationary (FFT-diagonal) system as preconditioner (:func:`gcrf_map`). ``lam`` is
+solved by CG with the stationary (FFT-diagonal) system as preconditioner (:func:`gcrf_map`). The blur,
+its OTF and the observation come from a circular :class:`~podm_cli.physics.DataTerm` (per channel: ``y`` is
+its observation, for ``valid`` data ``y`` extended once; a CG solve cannot follow a changing observation). ``lam`` is
 ``exp(log_lam) (sigma_train / sigma)^2``: a model trained at one noise level stays a MAP estimator at another.
 
 A depth-0 tree (one leaf) is a stationary Gaussian CRF: its MAP is the Wiener (Tikhonov) deconvolution
@@ -29,9 +31,10 @@ A depth-0 tree (one leaf) is a stationary Gaussian CRF: its MAP is the Wiener (T
 
 >>> import torch
 >>> from podm_cli.models.rtf import RTFModel
+>>> from podm_cli.physics import DataTerm
 >>> model = RTFModel.stationary(lam=1e4, b=10.0)
 >>> y = torch.rand(1, 1, 24, 24); k = torch.ones(3, 3) / 9
->>> model.run(y, k, 0.01).shape
+>>> model.run(DataTerm.build(y, k), 0.01).shape
 torch.Size([1, 1, 24, 24])
 """
 
@@ -49,10 +52,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from podm_cli.errors import InputError
-from podm_cli.methods.fourier import blur_otf
 from podm_cli.models.csf import dct_filters
 from podm_cli.npzfile import load_npz, save_npz
 from podm_cli.optim.cg import spd_solve
+from podm_cli.physics import DataTerm, psf2otf
 
 __all__ = ["FEATURE_NAMES", "RTFModel", "RTFStage", "RegressionTree", "default_rtf_path", "gcrf_map",
            "rtf_features", "rtf_filters", "spread_leaf_params", "stationary_map"]
@@ -101,12 +104,14 @@ def _grad_mag(x: Tensor) -> Tensor:
     return torch.sqrt(gx * gx + gy * gy + 1e-12)
 
 
-def rtf_features(x_prev: Tensor, y: Tensor, k_otf: Tensor) -> Tensor:
+def rtf_features(x_prev: Tensor, data: DataTerm) -> Tensor:
     """Per-pixel features the trees split on, ``(N, 16, H, W)`` (names: :data:`FEATURE_NAMES`): ``x'``, ``y``,
     gradient magnitude of ``x'`` and of ``x'`` smoothed (Gaussian 1.5 px), local standard deviation (5x5),
     Laplacian, the responses of ``x'`` to the 8 non-DC 3x3 DCT atoms, the local data misfit
     ``|k * x' - y|`` (smoothed, 1.5 px: where the estimate rings or is wrong) and the gradient magnitude at a
-    coarse scale (Gaussian 3 px). All circular, so they match the CRF's boundary."""
+    coarse scale (Gaussian 3 px); ``y`` is ``data``'s observation. All circular, so they match the CRF's
+    boundary."""
+    y = data.observation()
     mean5 = F.avg_pool2d(F.pad(x_prev, (2, 2, 2, 2), mode="circular"), 5, stride=1)
     sq5 = F.avg_pool2d(F.pad(x_prev * x_prev, (2, 2, 2, 2), mode="circular"), 5, stride=1)
     std5 = torch.sqrt((sq5 - mean5 * mean5).clamp_min(0) + 1e-12)
@@ -114,7 +119,7 @@ def rtf_features(x_prev: Tensor, y: Tensor, k_otf: Tensor) -> Tensor:
         x_prev, -1, -2) - 4 * x_prev
     return torch.cat([x_prev, y, _grad_mag(x_prev), _grad_mag(_smooth(x_prev)), std5, lap,
                       filter_responses(x_prev, rtf_filters(x_prev.dtype).to(x_prev.device)),
-                      _smooth((torch.fft.irfft2(torch.fft.rfft2(x_prev) * k_otf, s=x_prev.shape[-2:]) - y).abs()),
+                      _smooth((data.blur(x_prev) - y).abs()),
                       _grad_mag(_smooth(x_prev, 3.0))], dim=1)
 
 
@@ -160,43 +165,43 @@ def _precond(den: Tensor, shape):
 
 def _filter_power(filters: Tensor, shape, dtype, device) -> Tensor:
     """``|F_j|^2`` on the rfft grid, ``(J, H, W//2+1)``."""
-    otf = blur_otf(filters.flip(-1, -2).to(dtype)[None], shape, dtype, device)[0]
+    otf = psf2otf(filters.flip(-1, -2).to(device=device, dtype=dtype)[None], shape)[0]
     return otf.real**2 + otf.imag**2
 
 
-def gcrf_map(y: Tensor, k_otf: Tensor, lam: Tensor, a: Tensor, m: Tensor, b: Tensor, g: Tensor, filters: Tensor,
+def gcrf_map(data: DataTerm, lam: Tensor, a: Tensor, m: Tensor, b: Tensor, g: Tensor, filters: Tensor,
              rtol: float = 1e-5, max_iter: int = 400) -> Tensor:
-    """MAP of the Gaussian CRF (module docstring) for a batch: ``y, a, m`` ``(N, 1, H, W)``, ``b, g``
-    ``(N, J, H, W)``, ``lam`` ``(N,)`` or scalar, ``k_otf`` the blur OTF (rfft grid). Differentiable in
-    ``lam, a, m, b, g`` (implicit gradient through the CG solve)."""
-    shape = tuple(y.shape[-2:])
+    """MAP of the Gaussian CRF (module docstring) for a batch on the grid of ``data`` (circular, one channel:
+    ``y = data.observation()`` ``(N, 1, H, W)``): ``a, m`` ``(N, 1, H, W)``, ``b, g`` ``(N, J, H, W)``,
+    ``lam`` ``(N,)`` or scalar. Differentiable in ``lam, a, m, b, g`` (implicit gradient through the CG
+    solve)."""
+    y = data.observation()
     lam = torch.as_tensor(lam, dtype=y.dtype, device=y.device).reshape(-1, 1, 1, 1)
-    k2 = k_otf.real**2 + k_otf.imag**2
     filters = filters.to(y.dtype)
 
     def kt_k(v: Tensor) -> Tensor:
-        return torch.fft.irfft2(torch.fft.rfft2(v) * k2, s=shape)
+        return torch.fft.irfft2(torch.fft.rfft2(v) * data.otf_sq, s=data.grid)
 
     def apply_h(v: Tensor, lam_: Tensor, a_: Tensor, b_: Tensor) -> Tensor:
         return lam_ * kt_k(v) + a_ * v + filter_adjoint(b_ * filter_responses(v, filters), filters)
 
-    kty = torch.fft.irfft2(torch.conj(k_otf) * torch.fft.rfft2(y), s=shape)
-    c = lam * kty + a * m + filter_adjoint(b * g, filters)
-    with torch.no_grad():
-        fp = _filter_power(filters, shape, y.dtype, y.device)
-        den = lam * k2 + a.mean((1, 2, 3), keepdim=True) + (b.mean((2, 3))[..., None, None] * fp).sum(1, keepdim=True)
-    return spd_solve(apply_h, c, (lam, a, b), _precond(den, shape), rtol=rtol, max_iter=max_iter)
+    c = lam * data.blur_adjoint(y) + a * m + filter_adjoint(b * g, filters)
+    with torch.no_grad():  # the stationary system (mean potentials) is diagonal in Fourier: the preconditioner
+        fp = _filter_power(filters, data.grid, y.dtype, y.device)
+        den = lam * data.otf_sq + a.mean((1, 2, 3), keepdim=True) + (b.mean((2, 3))[..., None, None] * fp).sum(
+            1, keepdim=True)
+    return spd_solve(apply_h, c, (lam, a, b), _precond(den, data.grid), rtol=rtol, max_iter=max_iter)
 
 
-def stationary_map(y: Tensor, k_otf: Tensor, lam: float, a: float, m: float, b: Tensor, filters: Tensor) -> Tensor:
+def stationary_map(data: DataTerm, lam: float, a: float, m: float, b: Tensor, filters: Tensor) -> Tensor:
     """Closed-form MAP of the CRF with constant ``a, m, b_j`` and ``g = 0``: the Wiener (Tikhonov)
-    deconvolution ``(lam conj(K) Y + a m delta) / (lam |K|^2 + a + sum_j b_j |F_j|^2)``."""
-    shape = tuple(y.shape[-2:])
-    fp = _filter_power(filters, shape, y.dtype, y.device)
-    k2 = k_otf.real**2 + k_otf.imag**2
-    num = lam * torch.conj(k_otf) * torch.fft.rfft2(y) + torch.fft.rfft2(torch.full_like(y, a * m))
-    den = lam * k2 + a + (b.to(y.dtype).reshape(-1, 1, 1) * fp).sum(0)
-    return torch.fft.irfft2(num / den, s=shape)
+    deconvolution ``(lam conj(K) Y + a m delta) / (lam |K|^2 + a + sum_j b_j |F_j|^2)``, i.e. the data
+    term's quadratic solve with weight ``1 / lam`` and ``reg_sq = a + sum_j b_j |F_j|^2``."""
+    y = data.observation()
+    fp = _filter_power(filters, data.grid, y.dtype, y.device)
+    reg_sq = a + (b.to(y.dtype).reshape(-1, 1, 1) * fp).sum(0)
+    extra = torch.fft.rfft2(torch.full_like(y, a * m / lam))
+    return data.solve_quadratic(extra, 1.0 / lam, reg_sq)
 
 
 # ------------------------------------------------------------------------------------------ stage / cascade
@@ -252,18 +257,18 @@ class RTFStage:
         table = self.table.to(device=features.device, dtype=features.dtype)
         return spread_leaf_params(table, self.tree.leaf_index(features))
 
-    def solve(self, y: Tensor, k_otf: Tensor, x_prev: Tensor, filters: Tensor, lam_scale: Tensor | float = 1.0,
+    def solve(self, data: DataTerm, x_prev: Tensor, filters: Tensor, lam_scale: Tensor | float = 1.0,
               pix: Tensor | None = None, log_lam: Tensor | None = None, rtol: float = 1e-5,
               max_iter: int = 400) -> Tensor:
         """This stage's MAP given the previous estimate (``pix``/``log_lam`` override the stored ones)."""
         responses = filter_responses(x_prev, filters)
         if pix is None:
-            pix = self.pixel_params(rtf_features(x_prev, y, k_otf))
+            pix = self.pixel_params(rtf_features(x_prev, data))
         a, m, b, g = potentials(pix, x_prev, responses, self.shrink_taus)
         log_lam = self.log_lam if log_lam is None else log_lam
-        scale = torch.as_tensor(lam_scale, dtype=y.dtype, device=y.device)
-        lam = torch.exp(log_lam.to(device=y.device, dtype=y.dtype)) * scale
-        return gcrf_map(y, k_otf, lam, a, m, b, g, filters, rtol=rtol, max_iter=max_iter)
+        scale = torch.as_tensor(lam_scale, dtype=x_prev.dtype, device=x_prev.device)
+        lam = torch.exp(log_lam.to(device=x_prev.device, dtype=x_prev.dtype)) * scale
+        return gcrf_map(data, lam, a, m, b, g, filters, rtol=rtol, max_iter=max_iter)
 
 
 @dataclass
@@ -289,19 +294,19 @@ class RTFModel:
         return cls([RTFStage(RegressionTree.stump(), row, torch.tensor(math.log(lam), dtype=torch.float64))],
                    sigma_train=sigma_train)
 
-    def run(self, y: Tensor, kernel: Tensor, sigma, stages: int | None = None, return_all: bool = False,
-            rtol: float = 1e-5, max_iter: int = 400):
-        """The cascade on ``y`` ``(N, 1, H, W)`` (0..1, circular blur by ``kernel``, noise ``sigma``)."""
-        shape = tuple(y.shape[-2:])
-        k_otf = blur_otf(kernel, shape, y.dtype, y.device)
-        if k_otf.ndim == 2:
-            k_otf = k_otf[None, None]
+    def run(self, data: DataTerm, sigma, stages: int | None = None, return_all: bool = False,
+            rtol: float = 1e-5, max_iter: int = 400, on_stage=None):
+        """The cascade on the observation of ``data`` (circular, ``(N, 1, H, W)``, 0..1, noise ``sigma``);
+        ``on_stage(t, x)`` sees each stage's output."""
+        y = data.observation()
         sigma = torch.as_tensor(sigma, dtype=y.dtype, device=y.device).reshape(-1)
         lam_scale = (self.sigma_train / sigma.clamp_min(1e-6)) ** 2
         filters = self.filters.to(device=y.device, dtype=y.dtype)
         x, outs = y, []
-        for st in self.stages[: len(self.stages) if stages is None else int(stages)]:
-            x = st.solve(y, k_otf, x, filters, lam_scale, rtol=rtol, max_iter=max_iter)
+        for t, st in enumerate(self.stages[: len(self.stages) if stages is None else int(stages)]):
+            x = st.solve(data, x, filters, lam_scale, rtol=rtol, max_iter=max_iter)
+            if on_stage is not None:
+                on_stage(t, x)
             outs.append(x)
         return outs if return_all else x
 

@@ -16,24 +16,15 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from podm_cli.models.csf import (
-    SCALE,
-    CSFModel,
-    csf_stage,
-    dct_filters,
-    filter_otfs,
-    fit_rbf_weights,
-    pairwise_filters,
-    rbf_shrink,
-    run_cascade,
-)
+from podm_cli.models.csf import SCALE, CSFModel, dct_filters, fit_rbf_weights, pairwise_filters, run_cascade
+from podm_cli.physics import DataTerm
 
 __all__ = ["CSFTrainData", "identity_weights", "load_csf_data", "train_csf"]
 
@@ -43,6 +34,13 @@ class CSFTrainData:
     sharp: Tensor  # (N, 1, H, W) on 0..255
     blurred: Tensor  # (N, 1, H, W) on 0..255
     kernels: Tensor  # (N, 1, K, K)
+    _data: DataTerm | None = field(default=None, init=False, repr=False)
+
+    def data_term(self) -> DataTerm:
+        """The (circular) data term of ``blurred`` on the [0, 1] scale the cascade runs on."""
+        if self._data is None:
+            self._data = DataTerm.build(self.blurred / SCALE, self.kernels)
+        return self._data
 
 
 def identity_weights(means: Tensor, precision: float, span: float = 250.0) -> Tensor:
@@ -119,18 +117,16 @@ def train_csf(data: CSFTrainData, val: CSFTrainData | None, stages: int = 3, fil
                         sigma=sigma * SCALE, meta={"trained_stages": n_st})
 
     def forward(d: CSFTrainData, first: int, last: int, x0: Tensor) -> Tensor:
-        """Stages ``first..last-1`` from ``x0`` (a cascade whose input is ``x0`` but data term uses ``d``)."""
-        m = CSFModel(torch.ones(last - first), filters0[None].expand(last - first, -1, -1, -1).clone(),
-                     torch.zeros(last - first, nf, 53))
+        """Stages ``first..last-1`` from ``x0`` (0..255) on ``d``'s data term; the output on 0..255."""
         lam = torch.stack([log_lam[t].exp() for t in range(first, last)])
         f = torch.stack(filt[first:last])
         w = torch.stack(weights[first:last])
-        return _cascade_from(m, d, x0, lam, f, w)
+        return SCALE * run_cascade(proto, d.data_term(), lam=lam, filters=f, weights=w, x0=x0 / SCALE)
 
     def evaluate(d: CSFTrainData, n_st: int) -> list[float]:
         with torch.no_grad():
-            outs = run_cascade(model_now(n_st), d.blurred, d.kernels, return_all=True)
-        return [_psnr(o, d.sharp) for o in outs]
+            outs = run_cascade(model_now(n_st), d.data_term(), return_all=True)
+        return [_psnr(SCALE * o, d.sharp) for o in outs]
 
     def lbfgs(params, loss_fn, iters: int, tag: str):
         opt = torch.optim.LBFGS(params, lr=1.0, max_iter=iters, history_size=20, line_search_fn="strong_wolfe",
@@ -195,19 +191,3 @@ def train_csf(data: CSFTrainData, val: CSFTrainData | None, stages: int = 3, fil
     if checkpoint is not None:
         model.save(checkpoint)
     return model, history
-
-
-def _cascade_from(m: CSFModel, d: CSFTrainData, x0: Tensor, lam, f, w) -> Tensor:
-    """Like :func:`run_cascade` but starting from ``x0`` instead of the observation."""
-    from podm_cli.methods.fourier import blur_otf
-
-    shape = tuple(d.blurred.shape[-2:])
-    otf = blur_otf(d.kernels, shape, d.blurred.dtype, d.blurred.device)
-    ky = torch.conj(otf) * torch.fft.rfft2(d.blurred)
-    k2 = otf.real**2 + otf.imag**2
-    x = x0
-    for t in range(lam.shape[0]):
-        fotf = filter_otfs(f[t], shape, x.dtype, x.device)
-        shrink = lambda v, wt=w[t]: rbf_shrink(v, wt, m.mu0, m.step, m.precision)
-        x = csf_stage(x, lam[t] * ky, lam[t] * k2, fotf, shrink)
-    return x

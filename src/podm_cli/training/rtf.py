@@ -29,7 +29,6 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from podm_cli.methods.fourier import blur_otf
 from podm_cli.models.rtf import (
     FEATURE_NAMES,
     RegressionTree,
@@ -40,6 +39,7 @@ from podm_cli.models.rtf import (
     rtf_filters,
     spread_leaf_params,
 )
+from podm_cli.physics import DataTerm
 from podm_cli.training.pairs import BlurPairs, KernelPool, ValidationPairs, load_schelten, training_images
 
 __all__ = ["RTFTrainData", "make_rtf_data", "train_rtf"]
@@ -54,8 +54,9 @@ class RTFTrainData:
     kernels: Tensor
     sigma: float
 
-    def otf(self) -> Tensor:
-        return blur_otf(self.kernels, tuple(self.sharp.shape[-2:]), self.blurred.dtype, self.blurred.device)
+    def data_term(self) -> DataTerm:
+        """The circular data term of ``blurred``."""
+        return DataTerm.build(self.blurred, self.kernels)
 
 
 def make_rtf_data(root, split: str, n: int | None, crop: int, sigma: float = 0.01, seed: int = 0,
@@ -83,12 +84,12 @@ class _StageProblem:
 
     def __init__(self, data: RTFTrainData, x_prev: Tensor, filters: Tensor, rtol: float, max_iter: int):
         self.data, self.x_prev, self.filters = data, x_prev, filters
-        self.otf = data.otf()
-        self.features = rtf_features(x_prev, data.blurred, self.otf)
+        self.data_term = data.data_term()
+        self.features = rtf_features(x_prev, self.data_term)
         self.rtol, self.max_iter = rtol, max_iter
 
     def solve(self, stage: RTFStage, pix: Tensor) -> Tensor:
-        return stage.solve(self.data.blurred, self.otf, self.x_prev, self.filters, 1.0, pix=pix,
+        return stage.solve(self.data_term, self.x_prev, self.filters, 1.0, pix=pix,
                            rtol=self.rtol, max_iter=self.max_iter)
 
     def loss(self, stage: RTFStage, pix: Tensor) -> Tensor:
