@@ -10,8 +10,7 @@ from podm_cli.errors import InputError
 from podm_cli.methods.csf import CSF
 from podm_cli.models.csf import CSFModel, csf_stage, default_csf_path, pairwise_filters, rbf_shrink, run_cascade
 from podm_cli.training.csf import identity_weights
-from podm_cli.methods.fourier import blur_otf
-from podm_cli.physics import Blur, add_gaussian_noise
+from podm_cli.physics import Blur, DataTerm, add_gaussian_noise, psf2otf
 
 OFFICIAL = SHARED_DATA / "weights" / "csf" / "table3" / "csf_pw.mat"
 
@@ -25,17 +24,16 @@ def _problem(n=48, seed=0):
     return x, y, k
 
 
-def _stage_inputs(y, k, lam, filters):
-    otf = blur_otf(k, y.shape[-2:], y.dtype, y.device)
-    fotf = blur_otf(filters[None], y.shape[-2:], y.dtype, y.device)[0]
-    return lam * torch.conj(otf) * torch.fft.rfft2(y), lam * (otf.real**2 + otf.imag**2), fotf, otf
+def _stage_inputs(y, k, filters):
+    """(data term, filter OTFs, blur OTF) of a circular problem."""
+    return DataTerm.build(y, k), psf2otf(filters[None], y.shape[-2:])[0], psf2otf(k, y.shape[-2:])
 
 
 def test_stage_with_zero_shrinkage_is_the_wiener_deconvolution():
     _, y, k = _problem()
     lam = 0.7
-    ky, k2, fotf, otf = _stage_inputs(y, k, lam, pairwise_filters())
-    x = csf_stage(torch.rand_like(y), ky, k2, fotf, lambda v: torch.zeros_like(v))  # the input is irrelevant
+    data, fotf, otf = _stage_inputs(y, k, pairwise_filters())
+    x = csf_stage(torch.rand_like(y), data, lam, fotf, lambda v: torch.zeros_like(v))  # the input is irrelevant
     reg = (fotf.real**2 + fotf.imag**2).sum(0)
     wiener = torch.fft.irfft2(torch.conj(otf) * torch.fft.rfft2(y) / (otf.real**2 + otf.imag**2 + reg / lam),
                               s=y.shape[-2:])
@@ -48,16 +46,16 @@ def test_stage_with_linear_shrinkage_reduces_to_the_wiener_deconvolution(a):
     regulariser (1 - a) sum |F_i|^2 / lam; a = 1 (identity shrinkage) from x = 0 is the Wiener step itself."""
     _, y, k = _problem()
     lam = 2.0
-    ky, k2, fotf, otf = _stage_inputs(y, k, lam, pairwise_filters())
+    data, fotf, otf = _stage_inputs(y, k, pairwise_filters())
     reg = (fotf.real**2 + fotf.imag**2).sum(0)
     x_prev = torch.rand_like(y) * 255
-    x1 = csf_stage(x_prev, ky, k2, fotf, lambda v: a * v)
+    x1 = csf_stage(x_prev, data, lam, fotf, lambda v: a * v)
     step = (lam * torch.conj(otf) * torch.fft.rfft2(y) + a * reg * torch.fft.rfft2(x_prev)) / (lam * (otf.real**2 + otf.imag**2) + reg)
     assert torch.allclose(x1, torch.fft.irfft2(step, s=y.shape[-2:]), atol=1e-8)
     if a < 1:
         x = x_prev
         for _ in range(200):
-            x = csf_stage(x, ky, k2, fotf, lambda v: a * v)
+            x = csf_stage(x, data, lam, fotf, lambda v: a * v)
         denom = otf.real**2 + otf.imag**2 + (1 - a) * reg / lam
         wiener = torch.fft.irfft2(torch.conj(otf) * torch.fft.rfft2(y) / denom, s=y.shape[-2:])
         assert torch.allclose(x, wiener, atol=1e-6)
@@ -70,9 +68,9 @@ def test_rbf_identity_weights_make_a_cascade_stage_the_wiener_step():
     v = torch.linspace(-200, 200, 801, dtype=torch.float64).reshape(1, 1, 1, -1).expand(1, 2, 1, -1)
     assert torch.allclose(rbf_shrink(v, w, proto.mu0, proto.step, proto.precision), v, atol=0.05)
     model = CSFModel(torch.tensor([3.0], dtype=torch.float64), pairwise_filters()[None], w[None].clone())
-    ky, k2, fotf, otf = _stage_inputs(y, k, 3.0, pairwise_filters())
-    exact = csf_stage(y, ky, k2, fotf, lambda v: v)
-    assert torch.allclose(run_cascade(model, y, k), exact, atol=0.05)
+    data, fotf, _ = _stage_inputs(y / 255, k, pairwise_filters())  # the cascade runs on [0, 1]
+    exact = csf_stage(data.initial(), data, 3.0, fotf, lambda v: v)
+    assert torch.allclose(run_cascade(model, data), exact, atol=0.05 / 255)
 
 
 def test_truncated_rbf_equals_the_full_mixture():
@@ -114,6 +112,10 @@ def test_podm_csf_deblurs_at_one_percent_noise():
     assert psnr01(out, x.float()) > psnr01(y, x.float()) + 5.0
     yv = add_gaussian_noise(Blur(k, "valid")(x), 0.01, seed=0).float()
     assert CSF()(yv, k.float(), 0.01, mode="valid").shape == yv.shape
+    stages = []
+    adjusted = CSF().with_boundary(boundary="adjust")(yv, k.float(), 0.01, mode="valid",
+                                                      on_stage=lambda t, xt: stages.append(xt.shape))
+    assert adjusted.shape == yv.shape and stages == [yv.shape] * 3
 
 
 def test_shipped_csf_5x5_has_the_kruse_architecture():

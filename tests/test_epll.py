@@ -64,6 +64,10 @@ def test_epll_deblurs_with_the_shipped_gmm():
     assert psnr01(out, x.float()) > psnr01(y, x.float()) + 5.0
     yv = add_gaussian_noise(Blur(k, "valid")(x), 0.01, seed=0).float()
     assert EPLL(betas=[1, 8])(yv, k.float(), 0.01, mode="valid").shape == yv.shape
+    stages = []
+    adjusted = EPLL(betas=[1, 8]).with_boundary(boundary="adjust")(
+        yv, k.float(), 0.01, mode="valid", on_stage=lambda t, xt: stages.append(xt.shape))
+    assert adjusted.shape == yv.shape and stages == [yv.shape] * 2
 
 
 def test_epll_bad_input(tmp_path):

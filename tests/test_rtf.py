@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from podm_cli.errors import InputError
-from podm_cli.methods.fourier import blur_otf
 from podm_cli.models.rtf import (
     FEATURE_NAMES,
     RegressionTree,
@@ -24,6 +23,7 @@ from podm_cli.models.rtf import (
     stationary_map,
 )
 from podm_cli.optim.cg import conjugate_gradient, spd_solve
+from podm_cli.physics import DataTerm, psf2otf
 
 D = torch.float64
 
@@ -46,7 +46,7 @@ def _problem(n=2, h=9, w=8, seed=0):
 def _dense_system(y, k, filt, lam, a, m, b, g, i):
     """The CRF's system matrix and right-hand side for item ``i``, built column by column from the operators."""
     h, w = y.shape[-2:]
-    otf = blur_otf(k[i : i + 1], (h, w), D, None)
+    otf = psf2otf(k[i : i + 1], (h, w))
     eye = torch.eye(h * w, dtype=D).reshape(h * w, 1, h, w)
     blur = torch.fft.irfft2(torch.fft.rfft2(eye) * otf, s=(h, w)).reshape(h * w, h * w).T  # columns = K e_i
     fr = filter_responses(eye, filt).reshape(h * w, -1, h * w)  # (cols, J, rows)
@@ -70,7 +70,7 @@ def test_filter_adjoint_is_exact():
 
 def test_cg_matches_dense_solve():
     y, k, filt, lam, a, m, b, g = _problem()
-    x = gcrf_map(y, blur_otf(k, y.shape[-2:], D, None), lam, a, m, b, g, filt, rtol=1e-12, max_iter=2000)
+    x = gcrf_map(DataTerm.build(y, k), lam, a, m, b, g, filt, rtol=1e-12, max_iter=2000)
     for i in range(2):
         hmat, rhs = _dense_system(y, k, filt, lam, a, m, b, g, i)
         ref = torch.linalg.solve(hmat, rhs)
@@ -93,13 +93,13 @@ def test_cg_stops_each_item_on_its_own_residual():
 
 def test_gradient_through_solve_matches_finite_differences():
     y, k, filt, lam, a, m, b, g = _problem(n=1, h=7, w=6, seed=3)
-    otf = blur_otf(k, y.shape[-2:], D, None)
+    data = DataTerm.build(y, k)
     target = torch.rand_like(y)
     la, lb, ll = a.log().requires_grad_(), b.log().requires_grad_(), lam.log().requires_grad_()
     mm, gg = m.clone().requires_grad_(), g.clone().requires_grad_()
 
     def loss(la, lb, ll, mm, gg):
-        x = gcrf_map(y, otf, ll.exp(), la.exp(), mm, lb.exp(), gg, filt, rtol=1e-13, max_iter=3000)
+        x = gcrf_map(data, ll.exp(), la.exp(), mm, lb.exp(), gg, filt, rtol=1e-13, max_iter=3000)
         return ((x - target) ** 2).sum()
 
     value = loss(la, lb, ll, mm, gg)
@@ -135,12 +135,13 @@ def test_depth0_tree_is_the_wiener_deconvolution(m0):
     row[0, 3 : 3 + j] = bj.log()
     stage = RTFStage(RegressionTree.stump(), row, torch.tensor(math.log(500.0), dtype=D))
     model = RTFModel([stage], filt, sigma_train=0.01)
-    x = model.run(y, k, 0.01, rtol=1e-12, max_iter=3000)
-    ref = stationary_map(y, blur_otf(k, y.shape[-2:], D, None), 500.0, 0.3, m0, bj, filt)
+    data = DataTerm.build(y, k)
+    x = model.run(data, 0.01, rtol=1e-12, max_iter=3000)
+    ref = stationary_map(data, 500.0, 0.3, m0, bj, filt)
     assert float((x - ref).abs().max()) < 1e-8
     # the noise level scales the data weight by (sigma_train / sigma)^2
-    x2 = model.run(y, k, 0.02, rtol=1e-12, max_iter=3000)
-    ref2 = stationary_map(y, blur_otf(k, y.shape[-2:], D, None), 125.0, 0.3, m0, bj, filt)
+    x2 = model.run(data, 0.02, rtol=1e-12, max_iter=3000)
+    ref2 = stationary_map(data, 125.0, 0.3, m0, bj, filt)
     assert float((x2 - ref2).abs().max()) < 1e-8
 
 
@@ -175,7 +176,7 @@ def test_potentials_follow_the_leaf_parameters():
 
 def test_features_shape_and_names():
     x = torch.rand(2, 1, 16, 12)
-    f = rtf_features(x, x, blur_otf(torch.ones(3, 3) / 9, (16, 12), torch.float32, None))
+    f = rtf_features(x, DataTerm.build(x, torch.ones(3, 3) / 9))
     assert f.shape == (2, len(FEATURE_NAMES), 16, 12)
     assert torch.equal(f[:, 0:1], x)
     assert torch.isfinite(f).all()
@@ -194,7 +195,8 @@ def test_model_file_round_trip_and_bad_files(tmp_path):
     assert back.depths == [0, 2] and back.meta["command"] == "test" and back.sigma_train == 0.01
     y = torch.rand(1, 1, 20, 20, dtype=D)
     kern = torch.ones(3, 3, dtype=D) / 9
-    assert torch.allclose(back.run(y, kern, 0.01, rtol=1e-10), model.run(y, kern, 0.01, rtol=1e-10))
+    data = DataTerm.build(y, kern)
+    assert torch.allclose(back.run(data, 0.01, rtol=1e-10), model.run(data, 0.01, rtol=1e-10))
     with pytest.raises(InputError, match="not a podm RTF model"):
         other = tmp_path / "other.npz"
         import numpy as np
@@ -261,7 +263,7 @@ def test_rtf_method_bad_input(tmp_path):
     with pytest.raises(InputError):
         RTF(stages=0)
     with pytest.raises(InputError):
-        RTF(rtol=0)
+        RTF(cg_rtol=0)
     absent = RTF(model=str(tmp_path / "absent.npz"))
     assert "train_rtf.py" in absent.missing(tmp_path)
     junk = tmp_path / "junk.npz"
@@ -283,8 +285,7 @@ def test_shipped_rtf_deblurs_and_reports_every_stage():
     y = add_gaussian_noise(Blur(k)(x), 0.01, seed=0).float()
     method = RTF()
     stages = []
-    method.stage_callback = lambda i, xi: stages.append(xi)
-    out = method(y, k.float(), 0.01)
+    out = method(y, k.float(), 0.01, on_stage=lambda i, xi: stages.append(xi))
     assert len(stages) == len(method.model.stages) >= 3 and torch.equal(stages[-1], out)
 
     def psnr(a):

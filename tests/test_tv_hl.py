@@ -17,10 +17,11 @@ import torch
 
 from podm_cli.errors import InputError
 from podm_cli.evaluation.metrics import psnr
-from podm_cli.methods import fourier, hl, tv
+from podm_cli.methods import data_weight, hl, tv
 from podm_cli.methods.hl import HyperLaplacian, WLookupTable, hl_threshold, solve_w
 from podm_cli.methods.tv import TV
-from podm_cli.physics import Blur, add_gaussian_noise, psf2otf
+from podm_cli.physics import Blur, DataTerm, add_gaussian_noise
+from podm_cli.physics.differences import diff_otf_sq, forward_diff, forward_diff_adjoint
 
 REPO = Path(__file__).resolve().parents[1]
 F64 = torch.float64
@@ -63,39 +64,28 @@ def problem():
     return x, y, k
 
 
-# ------------------------------------------------------------------------------------------ fourier
+# ------------------------------------------------------------------------------------------ x-step
 
 
 def test_doctests():
-    for module in (fourier, tv, hl):
+    for module in (data_weight, tv, hl):
         result = doctest.testmod(module, raise_on_error=False)
         assert result.failed == 0, module.__name__
 
 
-def test_difference_operators_and_otfs():
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(2, 1, 12, 10, dtype=F64, generator=g)
-    wh, wv = torch.rand(2, 2, 1, 12, 10, dtype=F64, generator=g)
-    dh, dv = fourier.forward_diff(x)
-    lhs = (dh * wh).sum() + (dv * wv).sum()
-    assert torch.isclose(lhs, (x * fourier.forward_diff_adjoint(wh, wv)).sum())
-    dh_k = torch.tensor([[1.0, -1.0]], dtype=F64)  # centre (0, 1): conv gives x[j+1] - x[j]
-    dv_k = dh_k.T
-    assert torch.allclose(torch.fft.irfft2(torch.fft.rfft2(x) * psf2otf(dh_k, (12, 10)), s=(12, 10)), dh)
-    lap = psf2otf(dh_k, (12, 10)).abs() ** 2 + psf2otf(dv_k, (12, 10)).abs() ** 2
-    assert torch.allclose(fourier.diff_otf_sq((12, 10)), lap)
-
-
-def test_quadratic_solver_solves_the_normal_equations():
+def test_x_step_solves_the_normal_equations():
+    """TV/HL's x-step, DataTerm.solve_quadratic with weight 1/r and reg_sq = |D|^2, solves
+    (D^T D + r K^T K) x = D^T w + r K^T y."""
     g = torch.Generator().manual_seed(1)
     y = torch.rand(1, 1, 16, 18, dtype=F64, generator=g)
     k = gaussian_kernel(5, 1.0)
     wh, wv = torch.rand(2, 1, 1, 16, 18, dtype=F64, generator=g)
     blur, r = Blur(k), 7.0
-    x = fourier.QuadraticFFTSolver(y, k).solve(fourier.forward_diff_adjoint(wh, wv), r)
-    dh, dv = fourier.forward_diff(x)
-    lhs = fourier.forward_diff_adjoint(dh, dv) + r * blur.A_adjoint(blur(x))
-    rhs = fourier.forward_diff_adjoint(wh, wv) + r * blur.A_adjoint(y)
+    extra = torch.fft.rfft2(forward_diff_adjoint(wh, wv)) / r
+    x = DataTerm.build(y, k).solve_quadratic(extra, 1 / r, diff_otf_sq((16, 18)))
+    dh, dv = forward_diff(x)
+    lhs = forward_diff_adjoint(dh, dv) + r * blur.A_adjoint(blur(x))
+    rhs = forward_diff_adjoint(wh, wv) + r * blur.A_adjoint(y)
     assert torch.allclose(lhs, rhs, atol=1e-10)
 
 
@@ -173,7 +163,7 @@ def test_soft_threshold_for_alpha_one():
 
 def test_tv_primal_residual_goes_to_zero(problem):
     _, y, k = problem
-    method = TV(mu=1000.0, tol=0.0, max_iter=120)
+    method = TV(lam=1000.0, tol=0.0, max_iter=120)
     method(y[..., :32, :32], k, 0.01)
     info = method.last_info
     res = info.residual[:, 0]
@@ -185,7 +175,7 @@ def test_tv_primal_residual_goes_to_zero(problem):
 
 def test_tv_stops_on_relative_change(problem):
     _, y, k = problem
-    method = TV(mu=1000.0)  # tol 1e-3
+    method = TV(lam=1000.0)  # tol 1e-3
     method(y, k, 0.01)
     it = int(method.last_info.iterations.item())
     assert 2 <= it < 500
@@ -200,7 +190,7 @@ PSNR = {"input": 22.601, "tv": 36.295, "hl": 36.902}
 def test_tv_known_psnr(problem):
     x, y, k = problem
     assert psnr(y, x).item() == pytest.approx(PSNR["input"], abs=0.01)
-    est = TV(mu=1000.0)(y, k, 0.01)
+    est = TV(lam=1000.0)(y, k, 0.01)
     assert psnr(est, x).item() == pytest.approx(PSNR["tv"], abs=0.1)
 
 
@@ -238,7 +228,7 @@ def test_hl_beta_schedule():
 
 
 def make(name, **kw):
-    return TV(mu=800.0, **kw) if name == "tv" else HyperLaplacian(lam=1500.0, alpha=0.8, **kw)
+    return TV(lam=800.0, **kw) if name == "tv" else HyperLaplacian(lam=1500.0, alpha=0.8, **kw)
 
 
 @pytest.mark.parametrize("name", ["tv", "hl"])
@@ -273,8 +263,8 @@ def test_valid_mode_returns_y_shape(name):
     x = shapes_image(48)
     k = motion_kernel()
     y = add_gaussian_noise(Blur(k, mode="valid")(x), 0.01, seed=5)
-    for boundary in ("liu", "edgetaper"):
-        est = make(name, mode="valid", boundary=boundary)(y, k, 0.01)
+    for boundary in ("liu", "edgetaper", "adjust"):
+        est = make(name).with_boundary(mode="valid", boundary=boundary)(y, k, 0.01)
         assert est.shape == y.shape and torch.isfinite(est).all()
 
 
@@ -289,13 +279,13 @@ def test_cuda_matches_cpu(name, problem):
 
 
 def test_noise_adaptive_weights_and_bad_parameters():
-    assert TV(mu=1000.0).weight(torch.tensor([0.02])) == 1000.0
-    assert TV(mu=1000.0, sigma_ref=0.01, sigma_power=2).weight(torch.tensor([0.02])).tolist() == [250.0]
-    assert TV(mu=1000.0, sigma_ref=0.01).weight(torch.tensor([0.04])).tolist() == [125.0]  # power 1.5
+    assert TV(lam=1000.0).weight(torch.tensor([0.02])) == 1000.0
+    assert TV(lam=1000.0, sigma_ref=0.01, sigma_power=2).weight(torch.tensor([0.02])).tolist() == [250.0]
+    assert TV(lam=1000.0, sigma_ref=0.01).weight(torch.tensor([0.04])).tolist() == [125.0]  # power 1.5
     assert HyperLaplacian(lam=2000.0, sigma_ref=0.01).weight(torch.tensor([0.0025])).tolist() == [16000.0]
     with pytest.raises(InputError):
         TV(sigma_ref=0.01)(torch.rand(1, 1, 16, 16), torch.ones(3, 3) / 9, 0.0)
-    for bad in ({"mu": -1.0}, {"max_iter": 0}, {"gamma": 2.0}):
+    for bad in ({"lam": -1.0}, {"max_iter": 0}, {"gamma": 2.0}):
         with pytest.raises(InputError):
             TV(**bad)(torch.rand(1, 1, 16, 16), torch.ones(3, 3) / 9, 0.01)
     for bad in ({"lam": 0.0}, {"alpha": 1.2}, {"inner_iterations": 0}, {"beta_rate": 1.0}):

@@ -174,7 +174,7 @@ def _run_deblur_case(case: DeblurBenchCase, device: str, threads: int, queue) ->
     cfg = OmegaConf.merge(OmegaConf.load(config_dir() / "method" / f"{name}.yaml"),
                           OmegaConf.from_dotlist(list(case.overrides)))
     cfg.pop("defaults", None)
-    method = instantiate(cfg, boundary="liu")
+    method = instantiate(cfg).with_boundary(boundary="liu")
     missing = method.missing(data_root())
     if missing:
         queue.put({"skipped": f"{name}: {missing}"})
@@ -216,7 +216,7 @@ def _memory_case(name: str, overrides: tuple[str, ...], size: int, channels: int
 
     torch.set_num_threads(1)
     method = _instantiate_method(name, overrides)
-    method.boundary = "liu"
+    method.with_boundary(boundary="liu")
     kernel = random_motion_kernel(27, generator=torch.Generator().manual_seed(0)).float()
     method(torch.rand(channels, 1, 64, 64), kernel, 0.01, mode="valid")  # load nets, LUTs, FFT plans
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

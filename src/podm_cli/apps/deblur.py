@@ -35,8 +35,8 @@ def main(cfg: DictConfig) -> None:
     jobs = plan_jobs(expand_inputs(list(cfg.inputs)), cfg.kernel, cfg.out, options.overwrite, options.save_stages)
     method_cfg = OmegaConf.to_container(cfg.method, resolve=True)
     boundary = cfg.operator.boundary
-    method = instantiate(method_cfg, boundary=str(getattr(boundary, "value", boundary)),
-                         edgetaper_iterations=cfg.operator.edgetaper_iterations)
+    method = instantiate(method_cfg).with_boundary(boundary=str(getattr(boundary, "value", boundary)),
+                                                   taper_iterations=cfg.operator.edgetaper_iterations)
     missing = method.missing(data_root(cfg.data.root))
     if missing:
         from podm_cli.errors import DataNotFoundError

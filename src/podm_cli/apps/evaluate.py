@@ -23,10 +23,9 @@ def build_methods(cfg: DictConfig) -> dict:
     if unknown:
         raise PodmError(f"unknown method '{unknown[0]}' (available: {', '.join(available) or 'none'})")
     return {
-        name: instantiate(
-            cfg.method_cfg[name],
+        name: instantiate(cfg.method_cfg[name]).with_boundary(
             boundary=config_value(cfg.operator.boundary),
-            edgetaper_iterations=cfg.operator.edgetaper_iterations,
+            taper_iterations=cfg.operator.edgetaper_iterations,
         )
         for name in names
     }
