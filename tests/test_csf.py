@@ -8,9 +8,16 @@ import torch
 from conftest import SHARED_DATA, checker_scene, psnr01
 from podm_cli.errors import InputError
 from podm_cli.methods.csf import CSF
-from podm_cli.models.csf import CSFModel, csf_stage, default_csf_path, pairwise_filters, rbf_shrink, run_cascade
-from podm_cli.training.csf import identity_weights
+from podm_cli.models.csf import (
+    CSFModel,
+    csf_stage,
+    default_csf_path,
+    pairwise_filters,
+    rbf_shrink,
+    run_cascade,
+)
 from podm_cli.physics import Blur, DataTerm, add_gaussian_noise, psf2otf
+from podm_cli.training.csf import identity_weights
 
 OFFICIAL = SHARED_DATA / "weights" / "csf" / "table3" / "csf_pw.mat"
 

@@ -237,8 +237,8 @@ def _smooth_scenes(n, size, seed):
 
 def test_training_grows_trees_and_beats_the_wiener_stage(tmp_path):
     """A tiny cascade on synthetic scenes: the tree stage must improve on the learned Wiener stage."""
-    from podm_cli.training.rtf import RTFTrainData, train_rtf
     from podm_cli.physics import Blur, add_gaussian_noise
+    from podm_cli.training.rtf import RTFTrainData, train_rtf
 
     def data(seed):
         sharp = _smooth_scenes(4, 40, seed)
