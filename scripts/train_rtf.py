@@ -100,9 +100,8 @@ def compare(models, root, sigma: float) -> int:
     for name in models:
         method = RTF(model=name)
         outs = []
-        method.stage_callback = lambda i, xi: outs.append(xi)
         t = time.time()
-        method(y, ts.kernels.float(), sigma)
+        method(y, ts.kernels.float(), sigma, on_stage=lambda i, xi: outs.append(xi))
         per_stage = " / ".join(f"{psnr(o):.3f}" for o in outs)
         print(f"{name:40s} depths {method.model.depths}: {per_stage} dB  "
               f"({(time.time() - t) / len(ts.names):.2f} s/image)", flush=True)

@@ -180,7 +180,7 @@ def train_csf(data: CSFTrainData, val: CSFTrainData | None, stages: int = 3, fil
     if joint_iters > 0 and stages > 0 and (max_seconds is None or time.time() - t_start < max_seconds):
         params = [p for t in range(stages) for p in ([log_lam[t], weights[t]] + ([filt[t]] if learn_filters else []))]
         lbfgs(params, lambda: ((forward(data, 0, stages, data.blurred) - data.sharp) ** 2).mean(), joint_iters, "joint")
-        rec = {"phase": "joint", "stage": stages, "lam": [float(ll.exp()) for ll in log_lam[:stages]],
+        rec = {"phase": "joint", "stage": stages, "lam": [float(ll.detach().exp()) for ll in log_lam[:stages]],
                "train_psnr": evaluate(data, stages), "val_psnr": evaluate(val, stages) if val is not None else None,
                "seconds": time.time() - t_start}
         history.append(rec)
