@@ -245,7 +245,7 @@ class HLInfo:
     """Diagnostics of one :func:`hl_deconv` run (per batch item).
 
     betas: the continuation values; ``objective``: ``(len(betas) + 1, N)`` true objective ``E(x)`` at
-    ``x = y`` and after each beta step; ``energy``: ``(2 * len(betas) * inner_iterations, N)`` the
+    ``x = data.initial()`` and after each beta step; ``energy``: ``(2 * len(betas) * inner_iterations, N)`` the
     half-quadratic energy ``E_beta(x, w)`` after every w-step and x-step (at that step's beta).
     """
 
