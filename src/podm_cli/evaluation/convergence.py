@@ -7,7 +7,7 @@ PODM authors' ``1e-4 ||W x||_0.8^0.8`` on DCT coefficients), by the relative cha
 
 * ``fista`` - FISTA on ``Psi`` (:func:`podm_cli.optim.fista.fista_solve`), ``mfista`` its monotone form;
 * ``ircnn`` - IRCNN's HQS with the official bank and IRCNN's own schedule
-  (:meth:`podm_cli.methods.ircnn.IRCNN.schedule`; :func:`podm_cli.optim.hqs.hqs_solve`), continued past its
+  (:func:`podm_cli.optim.schedules.ircnn_schedule`; :func:`podm_cli.optim.hqs.hqs_solve`), continued past its
   schedule at the last level up to the iteration budget (``ircnn_hold_last``) -- it does not minimise ``Psi``;
 * ``podm`` - PODM (:class:`podm_cli.methods.podm.PODM`) with the error check.
 
@@ -39,6 +39,7 @@ from podm_cli.errors import InputError
 from podm_cli.optim.fista import fista_solve
 from podm_cli.optim.hqs import hqs_solve
 from podm_cli.optim.objective import Deconvolution
+from podm_cli.optim.schedules import ircnn_schedule
 from podm_cli.optim.trace import SolverResult
 from podm_cli.priors import Prior, build_prior
 
@@ -231,14 +232,6 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
-def _channel_denoiser(bank) -> Callable[[Tensor, float], Tensor]:
-    def run(x: Tensor, sigma: float) -> Tensor:
-        n, c, h, w = x.shape
-        return bank.denoise(x.reshape(n * c, 1, h, w), float(sigma)).reshape(n, c, h, w)
-
-    return run
-
-
 @torch.no_grad()
 def run_convergence(
     sample: StudySample,
@@ -268,7 +261,8 @@ def run_convergence(
         max_iterations, tolerance: budget and relative-change stopping rule, the same for all methods.
         podm: :class:`~podm_cli.methods.podm.PODM` keyword arguments (``stages``, ``sigma_max``, ``mu``,
             ``descent_check``, ...); ``prior``, ``tol`` and ``max_iterations`` are taken from this call.
-        ircnn: :class:`~podm_cli.methods.ircnn.IRCNN` keyword arguments (its schedule).
+        ircnn: :class:`~podm_cli.methods.ircnn.IRCNN` keyword arguments (its schedule: ``stages``,
+            ``denoiser_first``, ``denoiser_last``, ``rho_divisor``).
         fista: ``L``, ``monotone`` for :func:`~podm_cli.optim.fista.fista_solve`.
         ircnn_hold_last: run IRCNN's HQS past its schedule (last level held) up to ``max_iterations``;
             ``False`` stops it after its own ``iterations``.
@@ -295,7 +289,7 @@ def run_convergence(
     truth = None if sample.truth is None else sample.truth.to(device=dev, dtype=dtype)
     kernel = sample.kernel.to(device=dev, dtype=dtype)
     sigma = torch.tensor([sample.sigma], dtype=dtype, device=dev)
-    problem = Deconvolution(y, kernel, g)
+    problem = Deconvolution.circular(y, kernel, g)
     study_owned = ("_target_", "prior", "tol", "max_iterations", "precision", "denoiser", "bank", "weights",
                    "data_root", "mode", "boundary", "edgetaper_iterations")
     podm_kw = {k: v for k, v in dict(podm or {}).items() if k not in study_owned}
@@ -316,8 +310,9 @@ def run_convergence(
             if missing:
                 raise DataNotFoundError(missing)
             bank = loader.bank
-        bank = bank.to(dev)
-        den = _channel_denoiser(bank)
+        from podm_cli.methods.ircnn import bank_denoiser
+
+        den = bank_denoiser(bank.to(dev))
 
     runs: dict[str, MethodRun] = {}
     for m in methods:
@@ -332,21 +327,13 @@ def run_convergence(
                 truth=truth,
             )
         elif m == "ircnn":
-            from podm_cli.methods.ircnn import hqs_schedule
-
-            keys = ("iterations", "sigma_max", "sigma_floor", "lamda_divisor")
-            sched_kw = {k: ircnn_kw[k] for k in keys if k in ircnn_kw}
-            sig_den, rho = hqs_schedule(sigma.cpu(), **sched_kw)
+            keys = {"stages": "stages", "denoiser_first": "first", "denoiser_last": "last",
+                    "rho_divisor": "rho_divisor"}
+            sched_kw = {arg: ircnn_kw[k] for k, arg in keys.items() if k in ircnn_kw}
+            levels, rho = ircnn_schedule(sigma.cpu(), **sched_kw)
             budget = max_iterations if ircnn_hold_last else min(max_iterations, int(rho.shape[1]))
-            res = hqs_solve(
-                problem,
-                den,
-                sig_den.tolist(),
-                [rho[:, i].to(device=dev, dtype=dtype) for i in range(rho.shape[1])],
-                tol=tolerance,
-                max_iterations=budget,
-                truth=truth,
-            )
+            res = hqs_solve(problem.data, den, levels.tolist(), rho.to(device=dev, dtype=dtype),
+                            objective=problem, tol=tolerance, max_iterations=budget, truth=truth)
         else:
             from podm_cli.methods.podm import PODM
 
@@ -354,7 +341,7 @@ def run_convergence(
                 **podm_kw, prior=g, tol=tolerance, max_iterations=max_iterations, precision=precision,
                 denoiser=den,
             )
-            res = method.solve(y, kernel, sigma, truth=truth)
+            res = method.solve(problem.data, sigma, truth=truth)
         res.trace.method = m
         runs[m] = MethodRun(m, res, time.perf_counter() - t0)
         log(f"{m}: {int(res.iterations[0])} iterations in {runs[m].seconds:.1f} s")
