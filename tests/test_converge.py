@@ -14,16 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from podm_cli.errors import InputError
-from podm_cli.evaluation.convergence import (
-    CURVE_COLUMNS,
-    StudySample,
-    average_curves,
-    check_methods,
-    read_curves,
-    run_convergence,
-    summary_lines,
-    write_study,
-)
+from podm_cli.evaluation.convergence import CURVE_COLUMNS, StudySample, check_methods, run_convergence
+from podm_cli.evaluation.convergence_output import average_curves, read_curves, summary_lines, write_study
 from podm_cli.optim import Deconvolution
 
 D64 = torch.float64

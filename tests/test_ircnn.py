@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from podm_cli.errors import InputError
-from podm_cli.methods.ircnn import IRCNN, bank_denoiser
+from podm_cli.methods.ircnn import IRCNN
 from podm_cli.nets import DenoiserBank
 from podm_cli.optim.hqs import hqs_solve
 from podm_cli.optim.schedules import IRCNN_LAST_LEVEL, MIN_NOISE_SIGMA, ircnn_schedule

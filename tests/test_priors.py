@@ -18,6 +18,13 @@ import torch
 import yaml
 
 from podm_cli.errors import InputError
+from podm_cli.physics.differences import (
+    diff_otf_sq,
+    forward_diff,
+    forward_diff_adjoint,
+    forward_diff_neumann,
+    forward_diff_neumann_adjoint,
+)
 from podm_cli.priors import (
     TV,
     LpDCT,
@@ -29,13 +36,6 @@ from podm_cli.priors import (
     gst,
     gst_threshold,
     idct2,
-)
-from podm_cli.physics.differences import (
-    diff_otf_sq,
-    forward_diff,
-    forward_diff_adjoint,
-    forward_diff_neumann,
-    forward_diff_neumann_adjoint,
 )
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "prior"

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from podm_cli.errors import InputError
-from podm_cli.optim.schedules import ircnn_schedule
 from podm_cli.models import RPODM
 from podm_cli.models.rpodm import NoiseConditioned
 from podm_cli.nets.ircnn import IRCNNDenoiser
+from podm_cli.optim.schedules import ircnn_schedule
 from podm_cli.physics import Blur
 from podm_cli.training.export import export_weights, load_weights, read_weights_file
 
@@ -129,6 +129,32 @@ def test_export_round_trip_in_fp16_changes_little(tmp_path):
     err = float((a - b).pow(2).mean())
     assert 10 * math.log10(1 / err) > 55  # fp16 storage: far below any PSNR difference that matters
     assert read_weights_file(path)["trained_for"] == {"mode": "circular"}
+
+
+def test_adjusted_valid_data_step_and_method_stages(tmp_path):
+    """On ``valid`` data with ``boundary=adjust`` the first F step is the data term's prox with the
+    observation re-estimated from D(y_ext) (optimality checked), and the method crops result and stages."""
+    from podm_cli.methods.rpodm import RPODMMethod
+    from podm_cli.physics import DataTerm
+
+    x, _, k = _problem(n=1, size=40)
+    y = Blur(k[0, 0], "valid")(x) + 0.01 * torch.randn(1, 1, 34, 34, generator=torch.Generator().manual_seed(3),
+                                                       dtype=torch.float64)
+    model = RPODM(stages=1, denoiser=SMALL, prior={"name": "none"}).double()
+    data = DataTerm.build(y, k[0, 0], mode="valid", boundary="adjust")
+    with torch.no_grad():
+        x1 = model.restore(data, torch.full((1,), 0.01))
+        xa = model.denoise(0, data.initial())
+        rho = model.rho(torch.full((1,), 0.01))[:, 0]
+    grad = data.blur_adjoint(data.blur(x1) - data.observation(xa)) + rho * (x1 - xa)
+    assert x1.shape[-2:] == data.grid and float(grad.abs().max()) < 1e-10
+    assert not torch.allclose(data.observation(xa), data.initial())
+    cfg = {"stages": 2, "denoiser": SMALL, "prior": {"name": "lp_dct", "lam": 1e-4}}
+    path = export_weights(RPODM(**cfg).eval(), cfg, tmp_path / "m.pt")
+    seen = []
+    out = RPODMMethod(weights=path).with_boundary(boundary="adjust")(
+        y.float(), k[0, 0].float(), 0.01, mode="valid", on_stage=lambda i, s: seen.append((i, tuple(s.shape))))
+    assert out.shape == y.shape and seen == [(0, (1, 1, 34, 34)), (1, (1, 1, 34, 34))]
 
 
 def test_weights_files_cannot_run_code(tmp_path):

@@ -37,7 +37,6 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from podm_cli.errors import InputError
 from podm_cli.methods.base import Method, Requirements
 from podm_cli.nets.bank import DenoiserBank, default_keras_dir
 from podm_cli.nets.weights import IRCNN_COUNT, KERAS_RELPATH, keras_file

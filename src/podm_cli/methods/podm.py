@@ -62,8 +62,8 @@ from podm_cli.methods.ircnn import IRCNN, OfficialBank, bank_denoiser
 from podm_cli.optim.objective import Deconvolution
 from podm_cli.optim.podm_solver import POST_SCHEDULE, podm_solve
 from podm_cli.optim.schedules import SPACINGS, denoiser_levels, hqs_rho
-from podm_cli.physics import DataTerm
 from podm_cli.optim.trace import SolverResult
+from podm_cli.physics import DataTerm
 from podm_cli.priors import Prior, build_prior
 
 __all__ = ["PODM", "RHO_RULES"]

@@ -9,7 +9,6 @@ step ``1 / L = 1`` of the PODM authors is the largest classical proximal-gradien
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from podm_cli.physics import DataTerm, item_weight
