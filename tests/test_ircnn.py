@@ -172,3 +172,17 @@ def test_docstring_examples():
     import podm_cli.methods.ircnn as mod
 
     assert doctest.testmod(mod).failed == 0
+
+
+def test_adjust_after_every_stage_is_the_start_rule():
+    """boundary=adjust that never starts adjusting (adjust_after >= stages) is exactly its start rule; adjusting
+    from stage 1 on changes the result."""
+    y, k = torch.rand(1, 1, 30, 26, dtype=torch.float64), torch.ones(5, 5, dtype=torch.float64) / 25
+    nets = [torch.nn.Conv2d(1, 1, 3, padding=1, padding_mode="replicate", bias=False) for _ in range(25)]
+    for c in nets:
+        torch.nn.init.constant_(c.weight, 1 / 9)
+    smooth = DenoiserBank(nets).to(torch.float64)
+    run = lambda **b: IRCNN(stages=4, bank=smooth).with_boundary(**b)(y, k, 0.01, mode="valid")
+    liu = run(boundary="liu")
+    assert torch.equal(run(boundary="adjust", start="liu", adjust_after=4), liu)
+    assert not torch.allclose(run(boundary="adjust", start="liu", adjust_after=1), liu, atol=1e-6)

@@ -37,4 +37,5 @@ def boundary_settings(operator) -> dict:
         "boundary": config_value(operator.boundary),
         "taper_iterations": int(operator.edgetaper_iterations),
         "start": config_value(operator.get("adjust_start", "edgetaper")),
+        "adjust_after": int(operator.get("adjust_after", 0)),
     }

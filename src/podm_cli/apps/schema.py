@@ -34,6 +34,7 @@ class OperatorConfig:
     boundary: Boundary = Boundary.liu
     edgetaper_iterations: int = 3
     adjust_start: str = "edgetaper"  # boundary=adjust: the first observation (edgetaper | liu | replicate)
+    adjust_after: int = 0  # boundary=adjust: stages that keep the first observation before adjusting
     fast_fft: bool = True
 
 

@@ -82,7 +82,8 @@ class BoundaryHandling:
     ``mode``: the blur a call assumes when it does not say (``circular`` | ``valid``). For ``valid`` data,
     ``boundary``: ``liu`` | ``edgetaper`` | ``replicate`` (extend ``y`` once) or ``adjust`` (re-estimate the
     unobserved border from the current estimate at every Fourier step); ``taper_iterations``: edgetaper's;
-    ``start``: ``adjust``'s first observation (``edgetaper`` | ``liu`` | ``replicate``).
+    ``start``: ``adjust``'s first observation (``edgetaper`` | ``liu`` | ``replicate``); ``adjust_after``:
+    stages that keep that first observation before adjusting starts.
 
     >>> BoundaryHandling(boundary="adjust").extension
     'edgetaper'
@@ -92,6 +93,7 @@ class BoundaryHandling:
     boundary: str = "liu"
     taper_iterations: int = 3
     start: str = "edgetaper"
+    adjust_after: int = 0
 
     def __post_init__(self):
         if self.mode not in DATA_MODES:
@@ -111,7 +113,8 @@ class BoundaryHandling:
     def data_term(self, y: Tensor, kernel: Tensor, mode: str | None = None) -> DataTerm:
         """The :class:`~podm_cli.physics.DataTerm` of one call (``mode`` overrides :attr:`mode`)."""
         return DataTerm.build(y, kernel, mode=mode or self.mode, boundary=self.boundary,
-                              taper_iterations=int(self.taper_iterations), start=self.start)
+                              taper_iterations=int(self.taper_iterations), start=self.start,
+                              adjust_after=int(self.adjust_after))
 
 
 class Method:
@@ -165,7 +168,7 @@ class Method:
     # -- configuration --------------------------------------------------------------------------
     def with_boundary(self, **changes) -> Method:
         """Set this method's :class:`BoundaryHandling` fields (``mode``, ``boundary``, ``taper_iterations``,
-        ``start``); returns ``self``."""
+        ``start``, ``adjust_after``); returns ``self``."""
         self.boundary_handling = replace(self.boundary_handling, **changes)
         return self
 

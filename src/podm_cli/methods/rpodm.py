@@ -35,6 +35,12 @@ def default_weights_path() -> Path:
 class RPODMMethod(Method):
     """RPODM with trained weights.
 
+    Paper symbols (Liu et al. 2018, relaxed PODM): the stages ``l = 1..N`` (``stages`` in the model config),
+    ``A_l`` the stage denoiser (first / last level ``denoiser_levels``, on [0, 1]), ``F_l``'s weight the
+    paper's ``mu_l`` (here ``rho_l = model.rho(sigma)``; parameter ``log_mu`` and config keys ``mu_mode``,
+    ``final_mu_scale`` keep the paper's letter because trained weights files store them), ``G_l``'s
+    ``lambda``, step ``gamma = 1/L`` and ``alpha`` (``g_lam``, ``g_step``, ``g_alpha``).
+
     Args:
         weights: an exported ``.pt`` (``podm train`` writes ``<run dir>/rpodm.pt``); ``None`` = podm's model
             for ``levin``.

@@ -235,7 +235,7 @@ class RPODM(nn.Module):
             return self._fidelity_and_optimality(index, x, x_a.to(x.dtype), data, rho)
 
     def _fidelity_and_optimality(self, index, x, x_a, data: DataTerm, rho):
-        spectrum = data.prox_hat(x_a, rho[:, index].to(x.dtype), x=x_a)  # of x_F
+        spectrum = data.prox_hat(x_a, rho[:, index].to(x.dtype), x=data.estimate(x_a, index))  # of x_F
         x_f = torch.fft.irfft2(spectrum, s=data.grid)
         if not self.use_g:
             return x_f

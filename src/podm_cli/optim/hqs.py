@@ -77,7 +77,7 @@ def hqs_solve(
     mask = lambda m: m.reshape(-1, *([1] * (z.ndim - 1)))
     for k in range(1, n_iter + 1):
         level = levels[min(k - 1, len(levels) - 1)]
-        x = data.prox(z, at_stage(rho, k - 1, z), x=z)
+        x = data.prox(z, at_stage(rho, k - 1, z), x=data.estimate(z, k - 1))
         z_new = denoiser(x, level)
         if not bool(active.all()):
             z_new = torch.where(mask(active), z_new, z)

@@ -77,14 +77,16 @@ class StageOutput:
 
 
 def podm_stage(
-    problem: Deconvolution, x_prev: Tensor, x_a: Tensor, rho, L: float = 1.0, alpha: float = 1e-3, C: float = 0.08
+    problem: Deconvolution, x_prev: Tensor, x_a: Tensor, rho, L: float = 1.0, alpha: float = 1e-3, C: float = 0.08,
+    stage: int = 0,
 ) -> StageOutput:
     """Steps F, G and the error check of one PODM stage, given the network output ``x_a``.
 
     F is the data term's proximal step at ``x_a`` with weight ``rho`` (the paper's ``mu``); for
-    ``boundary="adjust"`` data its observation is re-estimated from ``x_a``.
+    ``boundary="adjust"`` data its observation is re-estimated from ``x_a`` (from 0-based ``stage``
+    ``data.adjust_after`` on).
     """
-    x_f_hat = problem.data.prox_hat(x_a, rho, x=x_a)
+    x_f_hat = problem.data.prox_hat(x_a, rho, x=problem.data.estimate(x_a, stage))
     x_f = torch.fft.irfft2(x_f_hat, s=problem.data.grid)
     grad_f_xf = problem.data.grad_f(x_f, x_hat=x_f_hat)
     x_g = problem.prior.prox(x_f - (grad_f_xf + alpha * (x_f - x_prev)) / L, 1.0 / L)
@@ -161,7 +163,7 @@ def podm_solve(
             sigma_rec = math.nan if sigma is None else sigma
         else:
             x_a = denoiser(x, sigma)
-            out = podm_stage(problem, x, x_a, at_stage(rho, stage, x), L=L, alpha=alpha, C=C)
+            out = podm_stage(problem, x, x_a, at_stage(rho, stage, x), L=L, alpha=alpha, C=C, stage=stage)
             ok = out.accepted
             error, bound = out.error, out.bound
             if descent_check:
