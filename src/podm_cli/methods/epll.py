@@ -212,7 +212,7 @@ class EPLL(Method):
                     torch.stack([self._patch_average(x[n, c], beta[n], basis) for c in range(x.shape[1])])
                     for n in range(x.shape[0])
                 ])
-                x = data.prox(avg, rho, x=x)
+                x = data.prox(avg, rho, x=data.estimate(x, stage))
             if on_stage is not None:
                 on_stage(stage, x)
             stage += 1

@@ -295,7 +295,7 @@ def hl_deconv(
             w_cost = prior(wh, wv)
             energy.append(fit + 0.5 * beta * _sum_items((dh - wh) ** 2 + (dv - wv) ** 2) + w_cost)
             extra = reg_weight * torch.fft.rfft2(forward_diff_adjoint(wh, wv))
-            x = data.solve_quadratic(extra, reg_weight, reg_sq, x=x)
+            x = data.solve_quadratic(extra, reg_weight, reg_sq, x=data.estimate(x, index))
             dh, dv = forward_diff(x)
             fit = lam_items * data.f(x)
             energy.append(fit + 0.5 * beta * _sum_items((dh - wh) ** 2 + (dv - wv) ** 2) + w_cost)

@@ -101,10 +101,10 @@ def tv_deconv(
     iterations = torch.zeros(n, dtype=torch.long, device=x.device)
     last_res = torch.zeros(n, dtype=x.dtype, device=x.device)
     residuals, changes = [], []
-    for _ in range(int(max_iter)):
+    for it in range(int(max_iter)):
         wh, wv = shrink_isotropic(dh + m_h / beta, dv + m_v / beta, 1.0 / beta)
         extra = reg_weight * torch.fft.rfft2(forward_diff_adjoint(wh - m_h / beta, wv - m_v / beta))
-        x_new = data.solve_quadratic(extra, reg_weight, reg_sq, x=x)
+        x_new = data.solve_quadratic(extra, reg_weight, reg_sq, x=data.estimate(x, it))
         dh_new, dv_new = forward_diff(x_new)
         rh, rv = wh - dh_new, wv - dv_new
         res = torch.sqrt(item_norm(rh) ** 2 + item_norm(rv) ** 2)
@@ -145,7 +145,9 @@ class TV(Method):
         ``lam * (sigma_ref / sigma)^sigma_power`` (1.5 measured by the sweep; 2 is the MAP weighting of a
         Gaussian likelihood at a fixed prior weight).
 
-    After each call ``last_info`` holds a :class:`TVInfo` (iterations, primal residuals, relative changes).
+    Each ADMM iteration is a stage for the data term's ``adjust_after`` (``boundary="adjust"``); TV reports
+    no stage estimates.  After each call ``last_info`` holds a :class:`TVInfo` (iterations, primal
+    residuals, relative changes).
     """
 
     name = "tv"

@@ -197,17 +197,18 @@ def filter_otfs(filters: Tensor, shape, dtype, device) -> Tensor:
     return psf2otf(filters.to(device=device, dtype=dtype)[None], shape)[0]
 
 
-def csf_stage(x: Tensor, data: DataTerm, lam, fotf: Tensor, shrink) -> Tensor:
-    """One CSF stage on ``x`` (``(N, C, H, W)`` on ``data.grid``, [0, 1] scale): data weight ``lam`` (float or
-    0-d tensor), ``fotf`` ``(F, H, W//2+1)`` filter OTFs, ``shrink(v)`` applied to the filter responses ``v``
-    ``(N C, F, H, W)`` (on the model's 0..255 scale: ``v`` is ``SCALE`` times the responses of ``x``)."""
+def csf_stage(x: Tensor, data: DataTerm, lam, fotf: Tensor, shrink, stage: int = 0) -> Tensor:
+    """Stage ``stage`` of a cascade on ``x`` (``(N, C, H, W)`` on ``data.grid``, [0, 1] scale): data weight
+    ``lam`` (float or 0-d tensor), ``fotf`` ``(F, H, W//2+1)`` filter OTFs, ``shrink(v)`` applied to the filter
+    responses ``v`` ``(N C, F, H, W)`` (on the model's 0..255 scale: ``v`` is ``SCALE`` times the responses of
+    ``x``)."""
     n, c = x.shape[:2]
     shape = data.grid
     v = torch.fft.irfft2(torch.fft.rfft2(x)[:, :, None] * fotf, s=shape)  # (N, C, F, H, W)
     z = shrink(SCALE * v.reshape(n * c, *v.shape[2:])).reshape(v.shape) / SCALE
     weight = 1.0 / lam
     extra = weight * (torch.conj(fotf) * torch.fft.rfft2(z)).sum(2)
-    return data.solve_quadratic(extra, weight, (fotf.real**2 + fotf.imag**2).sum(0), x=x)
+    return data.solve_quadratic(extra, weight, (fotf.real**2 + fotf.imag**2).sum(0), x=data.estimate(x, stage))
 
 
 def run_cascade(model: CSFModel, data: DataTerm, stages: int | None = None, lam=None, filters=None,
@@ -226,7 +227,7 @@ def run_cascade(model: CSFModel, data: DataTerm, stages: int | None = None, lam=
         fotf = filter_otfs(filters[t], data.grid, x.dtype, x.device)
         w = weights[t].to(x.dtype)
         shrink = lambda v, w=w: rbf_shrink(v, w, model.mu0, model.step, model.precision)
-        x = csf_stage(x, data, lam[t].to(x.dtype), fotf, shrink)
+        x = csf_stage(x, data, lam[t].to(x.dtype), fotf, shrink, t)
         if on_stage is not None:
             on_stage(t, x)
         outs.append(x)
