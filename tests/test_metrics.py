@@ -236,11 +236,12 @@ def test_nan_propagates_without_error(rng):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_cuda_matches_cpu(rng):
+@pytest.mark.parametrize("scoring", [Scoring(4, 3), LEVIN_SCORING])
+def test_cuda_matches_cpu(rng, scoring):
     ref = t(smooth(rng, (2, 3, 64, 64)))
     x = t(noisy(rng, ref.numpy()))
-    cpu = score_details(x, ref, Scoring(4, 3))
-    gpu = score_details(x.cuda().float(), ref.cuda().float(), Scoring(4, 3))
+    cpu = score_details(x, ref, scoring)
+    gpu = score_details(x.cuda().float(), ref.cuda().float(), scoring)
     assert gpu.psnr.device.type == "cuda"
     torch.testing.assert_close(gpu.psnr.cpu(), cpu.psnr, rtol=0, atol=1e-4)
     torch.testing.assert_close(gpu.ssim.cpu(), cpu.ssim, rtol=0, atol=1e-5)

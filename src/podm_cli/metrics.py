@@ -37,9 +37,10 @@ Conventions (see :class:`Scoring` and docs/protocol.md):
 
 Integer search: the MSE of all ``(2 max_shift + 1)^2`` shifts is computed at once (FFT cross-correlation
 plus an integral image of ``x^2``); the winning candidates are then re-scored directly, so the reported
-value is exact. Sub-pixel search: the estimate is interpolated along rows for every vertical shift at
-once, then along columns one horizontal shift at a time (bilinear interpolation is separable), and the
-squared errors of all ``(2 p max_shift + 1)^2`` shifts are summed directly in float64.
+value is exact. Sub-pixel search: the error at a bilinear shift is a weighted sum of the errors at its
+four neighbouring integer shifts, so the squared errors of all ``(2 p max_shift + 1)^2`` shifts follow,
+exactly, from ``5 (2 max_shift + 1)^2`` inner products of integer-shift error images (float64, no
+cancellation); the winner is re-scored by interpolating the estimate at that shift.
 
 Example:
     >>> import torch
