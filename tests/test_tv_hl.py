@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from podm_cli.errors import InputError
-from podm_cli.evaluation.metrics import psnr
 from podm_cli.methods import data_weight, hl, tv
 from podm_cli.methods.hl import HyperLaplacian, WLookupTable, hl_threshold, solve_w
 from podm_cli.methods.tv import TV
+from podm_cli.metrics import psnr
 from podm_cli.physics import Blur, DataTerm, add_gaussian_noise
 from podm_cli.physics.differences import diff_otf_sq, forward_diff, forward_diff_adjoint
 

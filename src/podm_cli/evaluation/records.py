@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from statistics import fmean
 
-from podm_cli.evaluation.paper import paper_numbers
+from podm_cli.evaluation.paper import paper_numbers, published_numbers
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,7 @@ def summarise(records: list[ImageRecord], sources: dict[str, str], order: list[t
                 "seconds_per_image": round(fmean(r.seconds for r in mine), 4),
                 "paper_psnr": paper_psnr,
                 "paper_ssim": paper_ssim,
+                "published": published_numbers(method, dataset),
                 "source": sources.get(method, "recomputed"),
             }
         )

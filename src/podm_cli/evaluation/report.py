@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from podm_cli.atomic import atomic_path, atomic_write_text
-from podm_cli.evaluation.paper import PAPER_COLUMN
+from podm_cli.evaluation.paper import PAPER_COLUMN, PUBLISHED_OTHERS, PUBLISHED_REFERENCE, PUBLISHED_SOURCE
 
 
 def _fmt(value, digits: int) -> str:
@@ -16,7 +16,11 @@ def _fmt(value, digits: int) -> str:
 
 
 def table_cells(rows: list[dict]) -> tuple[list[str], list[tuple[str, list[str]]]]:
-    """Paper-shaped table: rows metric x dataset, columns methods; each cell 'ours (paper value)'."""
+    """Paper-shaped table: rows metric x dataset, columns methods; each cell 'ours (paper value)'.
+
+    Where a row has a published number (Kruse et al. 2017: ``levin_real``, ``sun``), a row labelled
+    ``published: Kruse et al. 2017`` follows the dataset's PSNR row with those numbers under each method.
+    """
     methods = list(dict.fromkeys(r["method"] for r in rows))
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     by_key = {(r["method"], r["dataset"]): r for r in rows}
@@ -33,7 +37,26 @@ def table_cells(rows: list[dict]) -> tuple[list[str], list[tuple[str, list[str]]
                 cells.append(f"{_fmt(row[metric], digits)} (paper {_fmt(paper, digits)})" if paper is not None
                              else _fmt(row[metric], digits))
             body.append((f"{metric.upper()} {dataset}", cells))
+            published = [(by_key.get((m, dataset)) or {}).get("published") for m in methods]
+            if metric == "psnr" and any(published):
+                cells = [_fmt(p["psnr"] if p else None, digits) for p in published]
+                body.append((f"PSNR {dataset} published: {PUBLISHED_SOURCE}", cells))
     return methods, body
+
+
+def table_legend(rows: list[dict]) -> list[str]:
+    """Lines under the table naming the sources of the numbers beside ours."""
+    lines = []
+    if any(r.get("paper_psnr") is not None for r in rows):
+        lines.append("paper = Liu et al. 2018 (NeurIPS), Table 1 (synthetic Levin / Sun columns)")
+    published = [r for r in rows if r.get("published")]
+    if published:
+        lines.append(f"published: {PUBLISHED_SOURCE} = {PUBLISHED_REFERENCE}; "
+                     + "; ".join(f"{r['method']} ({r['dataset']}): {r['published']['what']}" for r in published))
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        for name, value in PUBLISHED_OTHERS.get(dataset, []):
+            lines.append(f"published: {PUBLISHED_SOURCE}, {dataset}, no podm counterpart: {name} {value:.2f}")
+    return lines
 
 
 def print_table(rows: list[dict], skipped: list, notices: list[str]) -> None:
@@ -42,13 +65,15 @@ def print_table(rows: list[dict], skipped: list, notices: list[str]) -> None:
 
     console = Console()
     methods, body = table_cells(rows)
-    table = Table(title="podm eval — ours (paper)", show_lines=False)
+    table = Table(title="podm eval — ours (paper) and published numbers, labelled", show_lines=False)
     table.add_column("metric / protocol")
     for method in methods:
         table.add_column(method, justify="right")
     for label, cells in body:
         table.add_row(label, *cells)
     console.print(table)
+    for line in table_legend(rows):
+        console.print(f"  {line}", highlight=False)
     for row in rows:
         console.print(
             f"  {row['method']:<8} {row['dataset']:<15} n={row['n_images']:<4} "
@@ -64,6 +89,9 @@ def markdown_table(rows: list[dict]) -> str:
     methods, body = table_cells(rows)
     lines = ["| metric / protocol | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
     lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in body]
+    legend = table_legend(rows)
+    if legend:
+        lines += [""] + [f"- {line}" for line in legend]
     return "\n".join(lines) + "\n"
 
 
