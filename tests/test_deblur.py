@@ -101,13 +101,9 @@ def test_bad_inputs_get_one_line_and_no_output(tmp_path, photo, capfd, monkeypat
 
 
 def _method(name, **overrides):
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
+    from podm_cli.apps.methods import build_method
 
-    from podm_cli.apps import config_dir
-
-    cfg = OmegaConf.merge(OmegaConf.load(config_dir() / "method" / f"{name}.yaml"), overrides)
-    return instantiate(cfg)
+    return build_method(name, overrides)
 
 
 class _Identity(Method):

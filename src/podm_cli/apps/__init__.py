@@ -99,6 +99,10 @@ def run_app(command: str, overrides: list[str]) -> int:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     if command == "deblur":
         overrides = positional_inputs_to_override(overrides)
+    if command == "eval":  # every configs/method/*.yaml under method_cfg, before the user's overrides
+        from podm_cli.apps.methods import method_overrides
+
+        overrides = [*method_overrides(overrides), *overrides]
     saved_argv = sys.argv
     sys.argv = [f"podm {command}", *overrides]
     try:

@@ -69,6 +69,9 @@ class Method:
     name: str = "method"
     source: str = "recomputed"
     requirements: Requirements = Requirements()
+    #: Peak working memory per pixel of the extended (padded) image and per channel, bytes, on CPU: what
+    #: ``podm deblur tile=auto`` budgets with (``python scripts/bench.py --memory-per-pixel`` measures it).
+    bytes_per_pixel: float = 1000.0
     #: Optional ``stage_callback(index, x)``: methods with stages (IRCNN's iterations, PODM's stages) report
     #: each stage's estimate through :meth:`_emit_stage`, cropped like the result (``podm deblur
     #: save_stages=true``). ``None`` (default) costs nothing.

@@ -159,6 +159,7 @@ class IRCNN(OfficialBank, Method):
     """
 
     name = "ircnn"
+    bytes_per_pixel = 800.0  # measured 560-650 (scripts/bench.py --memory-per-pixel)
     source = "recomputed"
     requirements = Requirements(
         files=tuple(f"{KERAS_RELPATH}/{keras_file(i)}" for i in range(IRCNN_COUNT)),

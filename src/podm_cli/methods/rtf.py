@@ -39,6 +39,7 @@ class RTF(Method):
     """
 
     name = "rtf"
+    bytes_per_pixel = 1000.0  # measured 770-880 (scripts/bench.py --memory-per-pixel)
     source = "recomputed (RTF reimplemented and trained by podm)"
 
     def __init__(self, model: str | None = None, stages: int | None = None, rtol: float = 1e-5,
