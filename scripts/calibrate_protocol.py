@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import torch
+
 from podm_cli.apps.methods import build_method
 from podm_cli.data.locator import data_root
 from podm_cli.evaluation.calibration import (

@@ -136,11 +136,3 @@ def test_ircnn_deblurs_a_small_crop_by_a_measured_margin():
     assert abs(before - 15.40) < 0.1, before
     assert abs(after - 28.29) < 0.1, after
     assert after - before > 12.0
-
-
-def test_docstring_examples():
-    import doctest
-
-    import podm_cli.methods.ircnn as mod
-
-    assert doctest.testmod(mod).failed == 0

@@ -11,15 +11,12 @@ Measured agreement (float64 inputs, this file's images):
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
-from podm_cli import evaluation
 from podm_cli.errors import InputError
 from podm_cli.evaluation import metrics
 from podm_cli.evaluation.metrics import Scoring, best_shift, psnr, score, score_details, ssim
@@ -284,9 +281,3 @@ def test_scoring_describe_and_dict():
     with pytest.raises(AttributeError):
         sun.border = 0  # frozen
     assert Scoring(50, 10) == sun and hash(Scoring(50, 10)) == hash(sun)
-
-
-def test_docstring_examples_run():
-    for module in (metrics, evaluation):
-        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-        assert result.failed == 0 and result.attempted > 0

@@ -8,7 +8,6 @@ fixed seeded problem is restored to a measured PSNR; batches equal per-item loop
 
 from __future__ import annotations
 
-import doctest
 import math
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import torch
 
 from podm_cli.errors import InputError
 from podm_cli.evaluation.metrics import psnr
-from podm_cli.methods import fourier, hl, tv
+from podm_cli.methods import fourier, hl
 from podm_cli.methods.hl import HyperLaplacian, WLookupTable, hl_threshold, solve_w
 from podm_cli.methods.tv import TV
 from podm_cli.physics import Blur, add_gaussian_noise, psf2otf
@@ -64,12 +63,6 @@ def problem():
 
 
 # ------------------------------------------------------------------------------------------ fourier
-
-
-def test_doctests():
-    for module in (fourier, tv, hl):
-        result = doctest.testmod(module, raise_on_error=False)
-        assert result.failed == 0, module.__name__
 
 
 def test_difference_operators_and_otfs():

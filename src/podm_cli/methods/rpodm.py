@@ -1,7 +1,7 @@
 """RPODM (Liu et al., NeurIPS 2018): the relaxed PODM cascade with end-to-end trained stages.
 
 Runs a model trained by ``podm train`` (:class:`podm_cli.models.RPODM`, exported by
-:func:`podm_cli.training.export.export_weights`). The default weights are podm's own model for the ``levin``
+:func:`podm_cli.models.rpodm_weights.export_weights`). The default weights are podm's own model for the ``levin``
 protocol (``src/podm_cli/assets/rpodm_levin.pt``, trained by ``podm train +experiment=levin_cpu``; command,
 hardware, wall time and validation curve in docs/training.md). Any other export: ``weights=PATH``. Files are
 read with ``torch.load(weights_only=True)``.
@@ -65,7 +65,7 @@ class RPODMMethod(Method):
     @property
     def model(self):
         if self._model is None:
-            from podm_cli.training.export import load_weights
+            from podm_cli.models.rpodm_weights import load_weights
 
             self._model = load_weights(self.weights_path, self._device)
         return self._model
@@ -73,7 +73,7 @@ class RPODMMethod(Method):
     @property
     def trained_for(self) -> dict:
         """What the weights were trained for (operator, noise level) and how (``provenance``)."""
-        from podm_cli.training.export import read_weights_file
+        from podm_cli.models.rpodm_weights import read_weights_file
 
         blob = read_weights_file(self.weights_path)
         return {**blob.get("trained_for", {}), **blob.get("provenance", {})}
