@@ -27,7 +27,6 @@ the authors edgetapered between stages instead.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ from podm_cli.errors import InputError
 from podm_cli.methods.base import Method, Requirements, channels_as_batch
 from podm_cli.methods.fourier import blur_otf
 from podm_cli.npzfile import load_npz, save_npz
+from podm_cli.paths import asset_path, resolve_model_path
 
 __all__ = ["CSF", "CSFModel", "csf_stage", "default_csf_path", "fit_rbf_weights", "rbf_shrink"]
 
@@ -46,7 +46,7 @@ SCALE = 255.0  # the authors' models work on 0..255 images
 
 def default_csf_path(name: str = "csf_pw_sigma1.npz") -> Path:
     """A CSF model shipped in the package (``podm_cli/assets/<name>``)."""
-    return Path(str(resources.files("podm_cli") / "assets" / name))
+    return asset_path(name)
 
 
 def rbf_shrink(v: Tensor, weights: Tensor, mu0: float, step: float, precision: float, truncate: int = 6) -> Tensor:
@@ -247,6 +247,7 @@ class CSF(Method):
         mode: str = "circular",
         boundary: str = "liu",
         edgetaper_iterations: int = 3,
+        data_root: str | None = None,
     ):
         super().__init__(mode=mode, boundary=boundary, edgetaper_iterations=edgetaper_iterations)
         self.model_path = model
@@ -260,23 +261,15 @@ class CSF(Method):
         if model and not Path(model).is_absolute() and Path(model).suffix.lower() == ".mat":
             self.requirements = Requirements(files=(str(model),), fetch="weights")
         self._model: CSFModel | None = None
-        self._root: Path | None = None
+        self._root = data_root  # where a relative model path is read from (None: the locator's choice)
 
     def _resolve(self, root: Path | None) -> Path:
-        if not self.model_path:
-            return default_csf_path()
-        if str(self.model_path).startswith("asset:"):
-            return default_csf_path(str(self.model_path)[len("asset:"):])
-        p = Path(self.model_path).expanduser()
-        if not p.is_absolute() and p.suffix.lower() == ".mat":
-            from podm_cli.data.locator import data_root
-
-            return Path(root if root is not None else data_root(None)) / p
-        return p
+        """The model file: :func:`~podm_cli.paths.resolve_model_path` under the constructor's root, else ``root``."""
+        return resolve_model_path(self.model_path, root if self._root is None else self._root,
+                                  default="asset:csf_pw_sigma1.npz")
 
     def missing(self, data_root: Path) -> str | None:
-        self._root = Path(data_root)
-        p = self._resolve(self._root)
+        p = self._resolve(data_root)
         if not p.is_file():
             hint = "podm data fetch weights" if p.suffix == ".mat" else "scripts/train_csf.py (docs/csf.md)"
             return f"{self.name} needs its model {p}; see {hint}"

@@ -13,7 +13,6 @@ method's (:class:`~podm_cli.methods.base.Method`).
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -21,6 +20,7 @@ from torch import Tensor
 
 from podm_cli.errors import InputError
 from podm_cli.methods.base import Method, Requirements
+from podm_cli.paths import asset_path, resolve_model_path
 
 __all__ = ["DEFAULT_WEIGHTS", "RPODMMethod", "default_weights_path"]
 
@@ -29,7 +29,7 @@ DEFAULT_WEIGHTS = "rpodm_levin.pt"
 
 def default_weights_path() -> Path:
     """The committed model trained by podm for the ``levin`` protocol."""
-    return Path(str(resources.files("podm_cli") / "assets" / DEFAULT_WEIGHTS))
+    return asset_path(DEFAULT_WEIGHTS)
 
 
 class RPODMMethod(Method):
@@ -49,14 +49,14 @@ class RPODMMethod(Method):
     def __init__(self, weights: str | os.PathLike | None = None, clip: bool = True, mode: str = "circular",
                  boundary: str = "liu", edgetaper_iterations: int = 3):
         super().__init__(mode=mode, boundary=boundary, edgetaper_iterations=edgetaper_iterations)
-        self.weights = Path(os.path.expanduser(os.fspath(weights))) if weights not in (None, "", "null") else None
+        self.weights = None if weights in (None, "", "null") else weights
         self.clip = bool(clip)
         self._model = None
         self._device = torch.device("cpu")
 
     @property
     def weights_path(self) -> Path:
-        return self.weights if self.weights is not None else default_weights_path()
+        return resolve_model_path(self.weights, default=f"asset:{DEFAULT_WEIGHTS}")
 
     def missing(self, data_root: Path) -> str | None:
         p = self.weights_path

@@ -19,7 +19,8 @@ from torch import Tensor
 
 from podm_cli.errors import InputError
 from podm_cli.methods.base import Method, channels_as_batch
-from podm_cli.models.rtf import RTFModel, default_rtf_path
+from podm_cli.models.rtf import RTFModel
+from podm_cli.paths import resolve_model_path
 
 __all__ = ["RTF"]
 
@@ -58,11 +59,7 @@ class RTF(Method):
         self._model: RTFModel | None = None
 
     def _path(self) -> Path:
-        if not self.model_path:
-            return default_rtf_path()
-        if str(self.model_path).startswith("asset:"):
-            return default_rtf_path(str(self.model_path)[len("asset:"):])
-        return Path(self.model_path).expanduser()
+        return resolve_model_path(self.model_path, default="asset:rtf_sigma1.npz")
 
     def missing(self, data_root: Path) -> str | None:
         p = self._path()

@@ -40,7 +40,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +51,7 @@ from podm_cli.errors import InputError
 from podm_cli.methods.fourier import blur_otf
 from podm_cli.npzfile import load_npz, save_npz
 from podm_cli.optim.cg import spd_solve
+from podm_cli.paths import asset_path
 
 __all__ = ["FEATURE_NAMES", "RTFModel", "RTFStage", "RegressionTree", "default_rtf_path", "gcrf_map",
            "rtf_features", "rtf_filters", "spread_leaf_params", "stationary_map"]
@@ -62,7 +62,7 @@ FEATURE_NAMES = ("x_prev", "y", "grad_mag", "grad_mag_smooth", "local_std", "lap
 
 def default_rtf_path(name: str = "rtf_sigma1.npz") -> Path:
     """An RTF model shipped in the package (``podm_cli/assets/<name>``)."""
-    return Path(str(resources.files("podm_cli") / "assets" / name))
+    return asset_path(name)
 
 
 def rtf_filters(dtype=torch.float64, size: int = 3) -> Tensor:
