@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import importlib.resources
 import io
 import json
 import random
@@ -20,9 +21,13 @@ from typing import ClassVar
 import pytest
 from rich.console import Console
 
+from podm_cli.apps import data as data_app
+from podm_cli.apps.data import main
 from podm_cli.data import fetch as fetch_mod
-from podm_cli.data.fetch import Manifest, fetch, load_manifest, main, manifest_from_dict, safe_extract
+from podm_cli.data.fetch import fetch
 from podm_cli.data.locator import find_sun_layout
+from podm_cli.data.manifest import Manifest, load_manifest, manifest_from_dict
+from podm_cli.data.transfer import safe_extract, sha256_file
 from podm_cli.errors import DataNotFoundError, PodmError
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -174,7 +179,7 @@ def test_fetch_all_downloads_an_archive_once(tmp_path, http_server):
     raw = {"targets": {
         "tiny": {"description": "t", "groups": [{"prefix": "tiny/", "origin": "o", "licence": "l", "base_url": None,
                   "files": {k[5:]: [hashlib.sha256(v).hexdigest(), len(v)] for k, v in TINY.items()}}]},
-        "sun": json.loads(fetch_mod.resources.files("podm_cli.data").joinpath("manifest.json").read_text())[
+        "sun": json.loads(importlib.resources.files("podm_cli.data").joinpath("manifest.json").read_text())[
             "targets"]["sun"],
         "more": {"description": "m", "groups": [{"prefix": "more/", "origin": "o", "licence": "l", "base_url": None,
                   "files": {"c.bin": [hashlib.sha256(b"c" * 99).hexdigest(), 99]}}]},
@@ -394,7 +399,7 @@ def test_fetch_levin_subset_from_shared_mirror(tmp_path, data_dir):
     report = fetch("levin", tmp_path, source=data_dir, manifest=manifest, console=quiet())
     assert len(report.fetched) == 6
     assert (tmp_path / "levin/kernels/Levin09.mat").read_bytes() == (data_dir / "levin/kernels/Levin09.mat").read_bytes()
-    assert fetch_mod.target_status(manifest.targets["levin"], tmp_path, verify=True).startswith("present: 6/6")
+    assert fetch_mod.target_status(manifest.targets["levin"], tmp_path, verify=True).startswith("present 6/6 files (complete, sha256 verified)")
 
 
 @pytest.mark.data
@@ -406,7 +411,7 @@ def test_manifest_matches_shared_mirror(data_dir):
     assert on_disk == set(entries)
     for path, entry in entries.items():
         assert (data_dir / path).stat().st_size == entry.size, path
-        assert fetch_mod.sha256_file(data_dir / path) == entry.sha256, path
+        assert sha256_file(data_dir / path) == entry.sha256, path
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -418,7 +423,8 @@ def test_cli_list_and_where(tmp_path, capsys):
     assert main(["where", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"data root: {tmp_path}" in out
-    assert "levin    partial: 1/70 files" in out and "sun      missing" in out
+    assert "levin    present 1/70 files (partial; podm data fetch levin)" in out
+    assert "sun      present 0/640 blurred" in out and "(absent)" in out
 
 
 def test_cli_fetch_errors_are_one_line(tmp_path, capsys):
@@ -435,7 +441,7 @@ def test_cli_fetch_errors_are_one_line(tmp_path, capsys):
 @pytest.mark.data
 def test_cli_fetch_from_mirror(tmp_path, data_dir, monkeypatch, capsys):
     small = _subset(load_manifest(), "levin", ("levin/kernels/",))
-    monkeypatch.setattr(fetch_mod, "load_manifest", lambda path=None: small)
+    monkeypatch.setattr(data_app, "load_manifest", lambda path=None: small)
     assert main(["fetch", "levin", "--root", str(tmp_path), "--source", str(data_dir)]) == 0
     err = capsys.readouterr().err
     assert "levin/kernels/Levin09.mat" in err and "2 fetched" in err
