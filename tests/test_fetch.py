@@ -69,7 +69,7 @@ def make_tar(path: Path, files: dict[str, bytes], prefix: str = "") -> Path:
 
 
 def make_zip(path: Path, files: dict[str, bytes], prefix: str = "") -> Path:
-    with zipfile.ZipFile(path, "w") as zf:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for rel, data in files.items():
             zf.writestr(prefix + rel, data)
     return path
@@ -334,6 +334,43 @@ def test_safe_extract_skips_links_inside_and_extracts_files(tmp_path):
     (tmp_path / "junk.tar.gz").write_bytes(b"not an archive")
     with pytest.raises(PodmError, match="not a zip or tar"):
         safe_extract(tmp_path / "junk.tar.gz", tmp_path / "dest2")
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_oversized_member_is_rejected_before_a_byte_is_written(tmp_path, monkeypatch, kind):
+    """A 4 MB run of zeros (a few kB compressed) named like a 77-byte manifest file: refused from the archive's
+    directory, before any extraction starts; nothing lands in the data root."""
+    from podm_cli.data import transfer
+
+    def never(*args, **kwargs):
+        raise AssertionError("extraction started")
+
+    monkeypatch.setattr(transfer, "_copy_at_most", never)
+    monkeypatch.setattr(tarfile.TarFile, "extractall", never)
+    bomb = {"tiny/a.bin": TINY["tiny/a.bin"], "tiny/sub/b.txt": bytes(4 * 2**20)}
+    make = make_zip if kind == "zip" else make_tar
+    archive = make(tmp_path / f"bomb.{kind}", bomb)
+    assert archive.stat().st_size < 64 * 2**10
+    root = tmp_path / "root"
+    with pytest.raises(PodmError, match=r"member 'tiny/sub/b.txt' holds 4194304 bytes, more than the 77 expected"):
+        fetch("tiny", root, source=archive, manifest=tiny_manifest(), console=quiet())
+    assert all_files(root) == []
+
+
+def test_members_the_manifest_does_not_list_are_not_extracted(tmp_path):
+    from podm_cli.data.fetch import ArchivePlan
+
+    files = {**TINY, "tiny/junk.bin": bytes(2 * 2**20), "README": b"hi"}
+    archive = make_zip(tmp_path / "extra.zip", files, prefix="top/")
+    plan = ArchivePlan.for_targets(tiny_manifest().targets.values())
+    dest = tmp_path / "dest"
+    assert safe_extract(archive, dest, select=plan.select, max_size=plan.max_size, max_total=plan.max_total) == 2
+    assert all_files(dest) == ["top/tiny/a.bin", "top/tiny/sub/b.txt"]
+    report = fetch("tiny", tmp_path / "root", source=archive, manifest=tiny_manifest(), console=quiet())
+    assert sorted(report.fetched) == sorted(TINY) and all_files(tmp_path / "root") == sorted(TINY)
+    with pytest.raises(PodmError, match="files hold 3077 bytes, more than the 3000 expected"):
+        safe_extract(archive, tmp_path / "d2", select=plan.select, max_total=3000)
+    assert all_files(tmp_path / "d2") == []
 
 
 # ----------------------------------------------------------------------------------------- Sun (layout)

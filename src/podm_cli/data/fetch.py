@@ -35,7 +35,7 @@ import os
 import shutil
 import tempfile
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -160,8 +160,53 @@ def _fetch_checked(target: Target, root: Path, source: str | None, progress: _Pr
         progress.line("copied", entry.path, entry.size)
 
 
+#: Members accepted for a target without checksums (Sun's PNGs, a few MB each): at most this many bytes
+#: each, and this many together.
+LAYOUT_MEMBER_MAX = 64 * 2**20
+LAYOUT_TOTAL_MAX = 8 * 2**30
+
+
+@dataclass(frozen=True)
+class ArchivePlan:
+    """What an archive source may give for ``targets``: the manifest's files, at their listed sizes (at the
+    archive's top level or under one top-level folder), and recognised Sun file names for layout targets.
+    Anything else is not extracted; a member larger than expected rejects the archive before extraction.
+
+    >>> plan = ArchivePlan.for_targets([Target("t", "", files=[FileEntry("a/b.png", "0" * 64, 5, None, "", "")])])
+    >>> plan.select("top/a/b.png"), plan.select("README"), plan.max_size("a/b.png"), plan.max_total
+    (True, False, 5, 5)
+    """
+
+    expected: dict
+    layout: bool
+
+    @classmethod
+    def for_targets(cls, targets: Iterable[Target]) -> ArchivePlan:
+        targets = list(targets)
+        expected = {e.path: e.size for t in targets if t.layout is None for e in t.files}
+        return cls(expected, any(t.layout is not None for t in targets))
+
+    def _listed(self, name: str) -> int | None:
+        parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+        for key in ("/".join(parts), "/".join(parts[1:])):
+            if key in self.expected:
+                return self.expected[key]
+        return None
+
+    def select(self, name: str) -> bool:
+        return self._listed(name) is not None or (self.layout and _sun_wanted(name))
+
+    def max_size(self, name: str) -> int:
+        listed = self._listed(name)
+        return LAYOUT_MEMBER_MAX if listed is None else listed
+
+    @property
+    def max_total(self) -> int:
+        return sum(self.expected.values()) + (LAYOUT_TOTAL_MAX if self.layout else 0)
+
+
 @contextlib.contextmanager
-def _extracted(source: str, root: Path, select: Callable[[str], bool] | None) -> Iterator[Path]:
+def _extracted(source: str, root: Path, plan: ArchivePlan) -> Iterator[Path]:
     """Download (if a URL) and safely extract an archive into a staging folder under ``root``; both the
     download and the staging folder are removed afterwards, whatever happens."""
     root.mkdir(parents=True, exist_ok=True)
@@ -170,7 +215,8 @@ def _extracted(source: str, root: Path, select: Callable[[str], bool] | None) ->
     try:
         if _is_url(source):
             download = _download_archive(source, root)
-        safe_extract(download or Path(source), staging, label=source, select=select)
+        safe_extract(download or Path(source), staging, label=source, select=plan.select,
+                     max_size=plan.max_size, max_total=plan.max_total)
         yield staging
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -182,14 +228,13 @@ class _Staged:
     """An archive source shared by all targets of one fetch: downloaded and extracted once, on first use,
     and cleaned up when ``stack`` closes."""
 
-    def __init__(self, source: str, root: Path, select: Callable[[str], bool] | None,
-                 stack: contextlib.ExitStack):
-        self.source, self.root, self.select, self.stack = source, root, select, stack
+    def __init__(self, source: str, root: Path, plan: ArchivePlan, stack: contextlib.ExitStack):
+        self.source, self.root, self.plan, self.stack = source, root, plan, stack
         self._path: Path | None = None
 
     def path(self) -> Path:
         if self._path is None:
-            self._path = self.stack.enter_context(_extracted(self.source, self.root, self.select))
+            self._path = self.stack.enter_context(_extracted(self.source, self.root, self.plan))
         return self._path
 
 
@@ -209,7 +254,7 @@ def _fetch_layout(target: Target, root: Path, source: str | None, progress: _Pro
     own_stack = contextlib.ExitStack()  # only for an archive URL listed in the manifest
     if source is None and target.url is not None:
         source = target.url
-        archive = _Staged(source, root, _sun_wanted, own_stack) if _is_archive(source) else None
+        archive = _Staged(source, root, ArchivePlan.for_targets([target]), own_stack) if _is_archive(source) else None
     if source is None or (archive is None and _is_url(source)):
         if source is None:
             message = (
@@ -297,8 +342,7 @@ def fetch(
     with contextlib.ExitStack() as stack:
         archive = None
         if source_str is not None and _is_archive_source(source_str):
-            only_layout = all(t.layout is not None for t in targets)
-            archive = _Staged(source_str, root_path, _sun_wanted if only_layout else None, stack)
+            archive = _Staged(source_str, root_path, ArchivePlan.for_targets(targets), stack)
         for t in targets:
             if t.layout is not None:
                 _fetch_layout(t, root_path, source_str, _Progress(console, None), report,

@@ -11,7 +11,6 @@ import hashlib
 import http.client
 import os
 import re
-import shutil
 import stat
 import tarfile
 import tempfile
@@ -30,6 +29,8 @@ __all__ = ["ARCHIVE_SUFFIXES", "safe_extract", "sha256_file"]
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _CHUNK = 1 << 20
 _TIMEOUT_S = 60
+#: ``max_size(member name)``: the most bytes a member may hold (``None``: no limit).
+SizeLimit = Callable[[str], "int | None"]
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -162,6 +163,25 @@ def _link_escapes(dest: Path, member_target: Path, link: str, hard: bool) -> boo
     return not resolved.is_relative_to(Path(os.path.normpath(dest)))
 
 
+def _too_big(archive: str, name: str, size: int, limit: int) -> PodmError:
+    return PodmError(f"unsafe archive {archive}: member '{name}' holds {size} bytes, more than the {limit} "
+                     f"expected; nothing was extracted")
+
+
+def _check_sizes(chosen: list[tuple[str, int]], archive: str, max_size: SizeLimit | None,
+                 max_total: int | None) -> None:
+    """Refuse the archive when a chosen member or all of them together exceed what is expected."""
+    total = 0
+    for name, size in chosen:
+        limit = None if max_size is None else max_size(name)
+        if limit is not None and size > limit:
+            raise _too_big(archive, name, size, limit)
+        total += size
+    if max_total is not None and total > max_total:
+        raise PodmError(f"unsafe archive {archive}: its files hold {total} bytes, more than the {max_total} "
+                        f"expected; nothing was extracted")
+
+
 def _check_tar(tar: tarfile.TarFile, dest: Path, archive: str, select: Callable[[str], bool]):
     chosen = []
     for member in tar.getmembers():
@@ -179,10 +199,12 @@ def _check_tar(tar: tarfile.TarFile, dest: Path, archive: str, select: Callable[
     return chosen
 
 
-def _extract_tar(path: Path, dest: Path, archive: str, select: Callable[[str], bool]) -> int:
+def _extract_tar(path: Path, dest: Path, archive: str, select: Callable[[str], bool],
+                 max_size: SizeLimit | None, max_total: int | None) -> int:
     try:
         with tarfile.open(path, "r:*") as tar:
             chosen = _check_tar(tar, dest, archive, select)
+            _check_sizes([(m.name, m.size) for m in chosen], archive, max_size, max_total)
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(dest, members=chosen, filter="data")
             else:  # pragma: no cover - Python without PEP 706; members were checked above
@@ -192,7 +214,8 @@ def _extract_tar(path: Path, dest: Path, archive: str, select: Callable[[str], b
     return len(chosen)
 
 
-def _extract_zip(path: Path, dest: Path, archive: str, select: Callable[[str], bool]) -> int:
+def _extract_zip(path: Path, dest: Path, archive: str, select: Callable[[str], bool],
+                 max_size: SizeLimit | None, max_total: int | None) -> int:
     try:
         with zipfile.ZipFile(path) as zf:
             chosen = []
@@ -208,32 +231,46 @@ def _extract_zip(path: Path, dest: Path, archive: str, select: Callable[[str], b
                     raise _unsafe(archive, info.filename, "is a device or fifo")
                 if not info.is_dir() and select(info.filename):
                     chosen.append((info, target))
+            _check_sizes([(info.filename, info.file_size) for info, _ in chosen], archive, max_size, max_total)
             for info, target in chosen:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out, _CHUNK)
+                    _copy_at_most(src, out, info.file_size, archive, info.filename)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as err:
         raise PodmError(f"cannot read archive {archive}: {err}") from err
     return len(chosen)
 
 
+def _copy_at_most(src, out, size: int, archive: str, name: str) -> None:
+    """Copy a zip member, never more bytes than its header declared (a lying header cannot inflate it)."""
+    left = size
+    while chunk := src.read(min(_CHUNK, left + 1)):
+        left -= len(chunk)
+        if left < 0:
+            raise _too_big(archive, name, size - left, size)
+        out.write(chunk)
+
+
 def safe_extract(
     path: str | os.PathLike, dest: str | os.PathLike, label: str | None = None,
     select: Callable[[str], bool] | None = None,
+    max_size: SizeLimit | None = None, max_total: int | None = None,
 ) -> int:
     """Extract the regular files of a zip/tar archive into ``dest`` after checking every member.
 
     The whole archive is rejected (:class:`PodmError`, nothing extracted) if any member has an absolute
     path or a ``..`` component, is a device/fifo, or is a link pointing outside ``dest``. Links inside
-    ``dest`` are skipped. ``select(name)`` may restrict which files are extracted. Returns the number of
-    files extracted.
+    ``dest`` are skipped. ``select(name)`` may restrict which files are extracted. Sizes are checked from
+    the archive's directory before a byte is written: a selected member larger than ``max_size(name)``
+    (``None``: no limit for it) or selected members larger than ``max_total`` together reject the archive.
+    Returns the number of files extracted.
     """
     path, dest = Path(path), Path(dest)
     archive = label or str(path)
     select = select or (lambda name: True)
     dest.mkdir(parents=True, exist_ok=True)
     if zipfile.is_zipfile(path):
-        return _extract_zip(path, dest, archive, select)
+        return _extract_zip(path, dest, archive, select, max_size, max_total)
     if tarfile.is_tarfile(path):
-        return _extract_tar(path, dest, archive, select)
+        return _extract_tar(path, dest, archive, select, max_size, max_total)
     raise PodmError(f"cannot read archive {archive}: not a zip or tar file")
