@@ -61,6 +61,18 @@ def positional_inputs_to_override(args: list[str]) -> list[str]:
     return rest
 
 
+def app_overrides(command: str, overrides: list[str]) -> list[str]:
+    """The Hydra overrides of ``podm <command> <overrides>``: deblur's positional inputs become ``inputs=``,
+    and eval gets every ``configs/method/*.yaml`` under ``method_cfg`` (before the user's overrides)."""
+    if command == "deblur":
+        overrides = positional_inputs_to_override(overrides)
+    if command == "eval":
+        from podm_cli.apps.methods import method_overrides
+
+        overrides = [*method_overrides(overrides), *overrides]
+    return overrides
+
+
 def _reporting_user_errors(command: str, task):
     """Wrap a Hydra task so a user error (:func:`podm_cli.apps.errors.one_line_error`) ends the run with one
     line and exit code 2.
@@ -97,12 +109,7 @@ def run_app(command: str, overrides: list[str]) -> int:
     # A user who sets HYDRA_FULL_ERROR=1 keeps Hydra's full traceback.
     user_full_error = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    if command == "deblur":
-        overrides = positional_inputs_to_override(overrides)
-    if command == "eval":  # every configs/method/*.yaml under method_cfg, before the user's overrides
-        from podm_cli.apps.methods import method_overrides
-
-        overrides = [*method_overrides(overrides), *overrides]
+    overrides = app_overrides(command, overrides)
     saved_argv = sys.argv
     sys.argv = [f"podm {command}", *overrides]
     try:
