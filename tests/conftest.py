@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from podm_cli.methods.base import Method
+
 REPO = Path(__file__).resolve().parents[1]
 
 # `make test` runs two xdist workers on two cores: one intra-op thread each avoids oversubscription
@@ -74,3 +76,13 @@ def checker_scene(n: int = 64) -> torch.Tensor:
     yy, xx = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
     x = 0.2 + 0.5 * ((xx // 16 + yy // 16) % 2) + 0.2 * ((xx - 40) ** 2 + (yy - 24) ** 2 < 120)
     return x.double()[None, None]
+
+
+
+class IdentityMethod(Method):
+    """A method that returns its input (tiling, blending and colour handling tested without a solver)."""
+
+    name = "identity"
+
+    def restore_circular(self, y, kernel, sigma):
+        return y
