@@ -114,15 +114,15 @@ def test_podm_config_matches_constructor():
 def test_authors_preset_composes_to_the_authors_constants():
     """``method=podm_authors`` (configs/method/podm_authors.yaml extends podm.yaml in the same group)."""
     from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
 
+    from podm_cli.apps.methods import build_method
     from podm_cli.apps.schema import register_schemas
 
     register_schemas()
     configs = Path(__file__).resolve().parents[1] / "configs"
     with initialize_config_dir(config_dir=str(configs), version_base=None):
         cfg = compose("converge", overrides=["method@podm=podm_authors"])
-    m = instantiate(cfg.podm, denoiser=gauss_denoiser)
+    m = build_method("podm_authors", cfg.podm, denoiser=gauss_denoiser)
     assert isinstance(m, PODM) and m.mu_rule == "constant" and m.mu_schedule(torch.tensor([0.01])) == 1e-3
     assert (m.L, m.alpha, m.C, m.tol, m.stages, m.sigma_max, m.sigma_min) == (1.0, 1e-3, 0.08, 1e-4, 30, 48.0, 4.0)
     assert (m.prior.p, m.prior.lam, m.prior.gst_iterations) == (0.8, 1e-4, 2)
