@@ -12,10 +12,8 @@ import sys
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
-from podm_cli.apps import config_dir
+from podm_cli.apps.methods import build_method
 from podm_cli.data.locator import data_root
 from podm_cli.evaluation.calibration import (
     LEVIN_CANDIDATES,
@@ -27,8 +25,7 @@ from podm_cli.evaluation.calibration import (
 
 
 def load_method(name: str):
-    cfg = OmegaConf.load(config_dir() / "method" / f"{name}.yaml")
-    return instantiate(cfg)
+    return build_method(name, None, data_root())
 
 
 def main(argv=None) -> int:

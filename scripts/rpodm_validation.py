@@ -20,9 +20,9 @@ from podm_cli.data.locator import data_root
 from podm_cli.methods.ircnn import IRCNN
 from podm_cli.metrics import psnr, ssim
 from podm_cli.models import RPODM
+from podm_cli.models.rpodm_weights import load_weights, read_weights_file
 from podm_cli.training.cache import default_cache_path
 from podm_cli.training.datamodule import BlurPairsDataModule
-from podm_cli.training.export import load_weights, read_weights_file
 
 
 def main() -> None:

@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
+
+from podm_cli.methods.base import Method
+from podm_cli.optim import denoiser_levels
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,3 +78,56 @@ def checker_scene(n: int = 64) -> torch.Tensor:
     yy, xx = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
     x = 0.2 + 0.5 * ((xx // 16 + yy // 16) % 2) + 0.2 * ((xx - 40) ** 2 + (yy - 24) ** 2 < 120)
     return x.double()[None, None]
+
+
+
+class IdentityMethod(Method):
+    """A method that returns its input (tiling, blending and colour handling tested without a solver)."""
+
+    name = "identity"
+
+    def restore_circular(self, y, kernel, sigma):
+        return y
+
+
+# ----------------------------------------------------------------- a small PODM problem with a stand-in denoiser
+def smooth_image(n: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    a = torch.rand(1, 1, n // 4, n // 4, generator=g, dtype=torch.float64)
+    return F.interpolate(a, size=(n, n), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def gauss_denoiser(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Stand-in denoiser: circular Gaussian smoothing, width sigma*255/10 px (at least 0.3)."""
+    w = max(sigma * 255 / 10, 0.3)
+    r = torch.arange(-3, 4, dtype=x.dtype)
+    g = torch.exp(-(r**2) / (2 * w * w))
+    g = g / g.sum()
+    c = x.shape[1]
+    xp = F.pad(x, (3, 3, 3, 3), mode="circular")
+    xp = F.conv2d(xp, g.view(1, 1, 1, 7).expand(c, 1, 1, 7).contiguous(), groups=c)
+    return F.conv2d(xp, g.view(1, 1, 7, 1).expand(c, 1, 7, 1).contiguous(), groups=c)
+
+
+def motion_kernel() -> torch.Tensor:
+    k = torch.zeros(7, 7, dtype=torch.float64)
+    k[3, :] = 1
+    k[2, 4] = 1
+    return k / k.sum()
+
+
+@pytest.fixture(scope="module")
+def small_problem():
+    """Two smooth 32 x 32 images, a 7 x 7 motion kernel, 1 % noise: ``(Deconvolution with lp-DCT, truth)``."""
+    from podm_cli.optim import Deconvolution
+    from podm_cli.priors import LpDCT
+
+    x = torch.cat([smooth_image(32, 0), smooth_image(32, 1)])
+    k = motion_kernel()
+    g = torch.Generator().manual_seed(5)
+    y = Deconvolution.circular(x, k).A(x) + 0.01 * torch.randn(x.shape, generator=g, dtype=torch.float64)
+    return Deconvolution.circular(y, k, LpDCT()), x
+
+
+#: PODM's 10-stage denoiser schedule 48 -> 4 (0..255), on [0, 1].
+SIGMAS = denoiser_levels(10, 48 / 255, 4 / 255)

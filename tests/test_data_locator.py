@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from podm_cli.data import locator
+from podm_cli import paths
 from podm_cli.data.locator import data_root, describe_root, find_sun_layout, project_data_dir, require
 from podm_cli.errors import DataNotFoundError, PodmError
 
@@ -29,16 +29,16 @@ def test_config_beats_env_beats_project(tmp_path, monkeypatch):
 
 def test_project_dir_is_repo_data_in_a_checkout(monkeypatch):
     monkeypatch.delenv("PODM_DATA", raising=False)
-    if locator._checkout_root() is None:
+    if paths._checkout_root() is None:
         pytest.skip("podm is installed outside a source checkout")
-    assert locator._checkout_root() == REPO
+    assert paths._checkout_root() == REPO
     assert data_root() == REPO / "data"
     assert describe_root()[1] == "source checkout data/"
 
 
 def test_wheel_install_uses_user_data_dir(tmp_path, monkeypatch):
     monkeypatch.delenv("PODM_DATA", raising=False)
-    monkeypatch.setattr(locator, "_checkout_root", lambda: None)
+    monkeypatch.setattr(paths, "_checkout_root", lambda: None)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     assert data_root() == tmp_path / "xdg" / "podm"
     monkeypatch.delenv("XDG_DATA_HOME")
@@ -102,3 +102,22 @@ def test_sun_layout_detection(tmp_path):
     assert layout.blurred[(80, 8)].name == "80_8_blurred.png"
     assert set(layout.kernels) == {3}
     assert "640/640 blurred, 80/80 ground truth, 1/8 kernel" in layout.summary()
+
+
+def test_model_paths_resolve_through_one_function(tmp_path, monkeypatch):
+    """asset:NAME -> the package's assets; absolute as is; relative: working directory first, else data root."""
+    from podm_cli.paths import asset_path, resolve_model_path
+
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "root"
+    assert resolve_model_path("asset:gmm_8x8_200.npz", root) == asset_path("gmm_8x8_200.npz")
+    assert asset_path("gmm_8x8_200.npz").is_file()
+    assert resolve_model_path("w/net.pth", root) == root / "w" / "net.pth"
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "net.pth").write_bytes(b"")
+    assert resolve_model_path("w/net.pth", root) == Path("w/net.pth")
+    assert resolve_model_path(str(tmp_path / "abs.npz"), root) == tmp_path / "abs.npz"
+    assert resolve_model_path(None, root, default="weights/x") == root / "weights" / "x"
+    assert resolve_model_path("null", root, default="asset:rtf_sigma1.npz").name == "rtf_sigma1.npz"
+    with pytest.raises(ValueError):
+        resolve_model_path(None, root)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import importlib.resources
 import io
 import json
 import random
@@ -20,9 +21,13 @@ from typing import ClassVar
 import pytest
 from rich.console import Console
 
+from podm_cli.apps import data as data_app
+from podm_cli.apps.data import main
 from podm_cli.data import fetch as fetch_mod
-from podm_cli.data.fetch import Manifest, fetch, load_manifest, main, manifest_from_dict, safe_extract
+from podm_cli.data.fetch import fetch
 from podm_cli.data.locator import find_sun_layout
+from podm_cli.data.manifest import Manifest, load_manifest, manifest_from_dict
+from podm_cli.data.transfer import safe_extract, sha256_file
 from podm_cli.errors import DataNotFoundError, PodmError
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -64,7 +69,7 @@ def make_tar(path: Path, files: dict[str, bytes], prefix: str = "") -> Path:
 
 
 def make_zip(path: Path, files: dict[str, bytes], prefix: str = "") -> Path:
-    with zipfile.ZipFile(path, "w") as zf:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for rel, data in files.items():
             zf.writestr(prefix + rel, data)
     return path
@@ -174,7 +179,7 @@ def test_fetch_all_downloads_an_archive_once(tmp_path, http_server):
     raw = {"targets": {
         "tiny": {"description": "t", "groups": [{"prefix": "tiny/", "origin": "o", "licence": "l", "base_url": None,
                   "files": {k[5:]: [hashlib.sha256(v).hexdigest(), len(v)] for k, v in TINY.items()}}]},
-        "sun": json.loads(fetch_mod.resources.files("podm_cli.data").joinpath("manifest.json").read_text())[
+        "sun": json.loads(importlib.resources.files("podm_cli.data").joinpath("manifest.json").read_text())[
             "targets"]["sun"],
         "more": {"description": "m", "groups": [{"prefix": "more/", "origin": "o", "licence": "l", "base_url": None,
                   "files": {"c.bin": [hashlib.sha256(b"c" * 99).hexdigest(), 99]}}]},
@@ -331,6 +336,43 @@ def test_safe_extract_skips_links_inside_and_extracts_files(tmp_path):
         safe_extract(tmp_path / "junk.tar.gz", tmp_path / "dest2")
 
 
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_oversized_member_is_rejected_before_a_byte_is_written(tmp_path, monkeypatch, kind):
+    """A 4 MB run of zeros (a few kB compressed) named like a 77-byte manifest file: refused from the archive's
+    directory, before any extraction starts; nothing lands in the data root."""
+    from podm_cli.data import transfer
+
+    def never(*args, **kwargs):
+        raise AssertionError("extraction started")
+
+    monkeypatch.setattr(transfer, "_copy_at_most", never)
+    monkeypatch.setattr(tarfile.TarFile, "extractall", never)
+    bomb = {"tiny/a.bin": TINY["tiny/a.bin"], "tiny/sub/b.txt": bytes(4 * 2**20)}
+    make = make_zip if kind == "zip" else make_tar
+    archive = make(tmp_path / f"bomb.{kind}", bomb)
+    assert archive.stat().st_size < 64 * 2**10
+    root = tmp_path / "root"
+    with pytest.raises(PodmError, match=r"member 'tiny/sub/b.txt' holds 4194304 bytes, more than the 77 expected"):
+        fetch("tiny", root, source=archive, manifest=tiny_manifest(), console=quiet())
+    assert all_files(root) == []
+
+
+def test_members_the_manifest_does_not_list_are_not_extracted(tmp_path):
+    from podm_cli.data.fetch import ArchivePlan
+
+    files = {**TINY, "tiny/junk.bin": bytes(2 * 2**20), "README": b"hi"}
+    archive = make_zip(tmp_path / "extra.zip", files, prefix="top/")
+    plan = ArchivePlan.for_targets(tiny_manifest().targets.values())
+    dest = tmp_path / "dest"
+    assert safe_extract(archive, dest, select=plan.select, max_size=plan.max_size, max_total=plan.max_total) == 2
+    assert all_files(dest) == ["top/tiny/a.bin", "top/tiny/sub/b.txt"]
+    report = fetch("tiny", tmp_path / "root", source=archive, manifest=tiny_manifest(), console=quiet())
+    assert sorted(report.fetched) == sorted(TINY) and all_files(tmp_path / "root") == sorted(TINY)
+    with pytest.raises(PodmError, match="files hold 3077 bytes, more than the 3000 expected"):
+        safe_extract(archive, tmp_path / "d2", select=plan.select, max_total=3000)
+    assert all_files(tmp_path / "d2") == []
+
+
 # ----------------------------------------------------------------------------------------- Sun (layout)
 def _fake_sun_files() -> dict[str, bytes]:
     files = {f"input80imgs8kernels/{i}_{j}_blurred.png": b"b" for i in range(1, 81) for j in range(1, 9)}
@@ -394,7 +436,7 @@ def test_fetch_levin_subset_from_shared_mirror(tmp_path, data_dir):
     report = fetch("levin", tmp_path, source=data_dir, manifest=manifest, console=quiet())
     assert len(report.fetched) == 6
     assert (tmp_path / "levin/kernels/Levin09.mat").read_bytes() == (data_dir / "levin/kernels/Levin09.mat").read_bytes()
-    assert fetch_mod.target_status(manifest.targets["levin"], tmp_path, verify=True).startswith("present: 6/6")
+    assert fetch_mod.target_status(manifest.targets["levin"], tmp_path, verify=True).startswith("present 6/6 files (complete, sha256 verified)")
 
 
 @pytest.mark.data
@@ -406,7 +448,7 @@ def test_manifest_matches_shared_mirror(data_dir):
     assert on_disk == set(entries)
     for path, entry in entries.items():
         assert (data_dir / path).stat().st_size == entry.size, path
-        assert fetch_mod.sha256_file(data_dir / path) == entry.sha256, path
+        assert sha256_file(data_dir / path) == entry.sha256, path
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -418,7 +460,8 @@ def test_cli_list_and_where(tmp_path, capsys):
     assert main(["where", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"data root: {tmp_path}" in out
-    assert "levin    partial: 1/70 files" in out and "sun      missing" in out
+    assert "levin    present 1/70 files (partial; podm data fetch levin)" in out
+    assert "sun      present 0/640 blurred" in out and "(absent)" in out
 
 
 def test_cli_fetch_errors_are_one_line(tmp_path, capsys):
@@ -435,7 +478,7 @@ def test_cli_fetch_errors_are_one_line(tmp_path, capsys):
 @pytest.mark.data
 def test_cli_fetch_from_mirror(tmp_path, data_dir, monkeypatch, capsys):
     small = _subset(load_manifest(), "levin", ("levin/kernels/",))
-    monkeypatch.setattr(fetch_mod, "load_manifest", lambda path=None: small)
+    monkeypatch.setattr(data_app, "load_manifest", lambda path=None: small)
     assert main(["fetch", "levin", "--root", str(tmp_path), "--source", str(data_dir)]) == 0
     err = capsys.readouterr().err
     assert "levin/kernels/Levin09.mat" in err and "2 fetched" in err

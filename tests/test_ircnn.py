@@ -121,24 +121,29 @@ def test_requirements_and_missing(tmp_path):
 
 
 def test_config_instantiates():
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
+    from podm_cli.apps.methods import build_method
 
-    cfg = OmegaConf.load(REPO / "configs" / "method" / "ircnn.yaml")
-    m = instantiate(cfg)
+    m = build_method("ircnn")
     assert isinstance(m, IRCNN) and m.name == "ircnn"
     assert m.stages == 30 and m.denoiser_first == 49 / 255 and m.denoiser_last == IRCNN_LAST_LEVEL == 13 / 255
     assert m.rho_divisor == 3.0
     assert m.weights is None
 
 
-@pytest.mark.data
-@pytest.mark.skipif(not (KERAS / "net25.hdf5").is_file(), reason=f"IRCNN weights not under {DATA}")
-def test_weights_load_from_the_root_that_missing_checked(monkeypatch, tmp_path):
-    monkeypatch.setenv("PODM_DATA", str(tmp_path))  # the locator's default has no weights
-    m = IRCNN()
-    assert m.missing(DATA) is None
-    assert m._weights_path() == DATA / "weights" / "ircnn_gray_keras"  # not $PODM_DATA's
+def test_missing_has_no_side_effects_and_build_method_fixes_the_root(monkeypatch, tmp_path):
+    """``missing`` only looks; ``build_method`` hands the data root to the constructor, so the bank is read
+    from the root that was checked, not from $PODM_DATA."""
+    from podm_cli.apps.methods import build_method
+
+    monkeypatch.setenv("PODM_DATA", str(tmp_path / "elsewhere"))
+    bare = IRCNN()
+    before = dict(vars(bare))
+    assert "podm data fetch weights" in bare.missing(tmp_path)
+    assert vars(bare) == before
+    assert bare._weights_path() == tmp_path / "elsewhere" / "weights" / "ircnn_gray_keras"
+    m = build_method("ircnn", None, tmp_path)
+    assert m._weights_path() == tmp_path / "weights" / "ircnn_gray_keras"
+    assert str(tmp_path) in m.missing(tmp_path / "other")  # the constructor's root is what loads
 
 
 @pytest.mark.data
@@ -165,13 +170,6 @@ def test_ircnn_deblurs_a_small_crop_by_a_measured_margin():
     assert abs(after - 28.29) < 0.1, after
     assert after - before > 12.0
 
-
-def test_docstring_examples():
-    import doctest
-
-    import podm_cli.methods.ircnn as mod
-
-    assert doctest.testmod(mod).failed == 0
 
 
 def test_adjust_after_every_stage_is_the_start_rule():

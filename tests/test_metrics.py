@@ -11,8 +11,6 @@ Measured agreement (float64 inputs, this file's images):
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 import torch
@@ -414,8 +412,3 @@ def test_scoring_describe_and_dict():
     assert d["shift_step"] == 1.0 and LEVIN_SCORING.to_dict()["shift_step"] == 0.25
     assert LEVIN_SCORING == Scoring(border=15, max_shift=5, subpixel=4)
     assert "0.25 px grid within +-5 px, bilinear" in LEVIN_SCORING.describe()
-
-
-def test_docstring_examples_run():
-    result = doctest.testmod(metrics, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0 and result.attempted > 0

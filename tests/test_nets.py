@@ -440,12 +440,3 @@ def test_bank_on_cuda_matches_cpu():
         cpu = bank.denoise(x, torch.tensor([0.004, 0.02]))
         gpu = bank.to("cuda").denoise(x.cuda(), torch.tensor([0.004, 0.02]))
     assert gpu.device.type == "cuda" and torch.allclose(gpu.cpu(), cpu, atol=1e-4)
-
-
-@pytest.mark.parametrize("module", ["bank", "dncnn", "factory", "ircnn", "unet", "weights"])
-def test_docstring_examples(module):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(f"podm_cli.nets.{module}"))
-    assert result.failed == 0

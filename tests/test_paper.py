@@ -49,11 +49,3 @@ def test_table_prints_published_row_labelled_with_its_source():
     md = markdown_table(rows)
     assert "| PSNR levin_real published: Kruse et al. 2017 | - | 33.97 |" in md and "paper = Liu et al. 2018" in md
 
-
-def test_docstring_examples_run():
-    import doctest
-
-    from podm_cli.evaluation import paper
-
-    result = doctest.testmod(paper)
-    assert result.failed == 0 and result.attempted > 0

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from conftest import error_lines, eval_rows, run_podm
+from podm_cli.models.rpodm_weights import read_weights_file
 from podm_cli.training.cache import write_images
-from podm_cli.training.export import read_weights_file
 
 # small and fast: 32 px crops, 4 steps, 2 validation images (about 15 s per run on one core)
 TINY = ["+experiment=quick", "train_data.crop=32", "train_data.val_crop=32", "train_data.samples_per_epoch=8",

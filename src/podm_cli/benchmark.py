@@ -38,16 +38,11 @@ class BenchEntry:
     notes: str = ""
 
 
-def _instantiate_method(name: str, overrides: tuple[str, ...]):
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
+def _instantiate_method(name: str, overrides: tuple[str, ...], **kwargs):
+    from podm_cli.apps.methods import build_method, method_config
+    from podm_cli.data.locator import data_root
 
-    from podm_cli.apps import config_dir
-
-    cfg = OmegaConf.load(config_dir() / "method" / f"{name}.yaml")
-    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    cfg.pop("defaults", None)
-    return instantiate(cfg)
+    return build_method(name, method_config(name, overrides), data_root(), **kwargs)
 
 
 def _run_case(case: BenchCase, device: str, threads: int, queue) -> None:
@@ -159,11 +154,8 @@ def _run_deblur_case(case: DeblurBenchCase, device: str, threads: int, queue) ->
 
     import numpy as np
     import torch
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
     from PIL import Image
 
-    from podm_cli.apps import config_dir
     from podm_cli.data.locator import data_root
     from podm_cli.kernels import random_motion_kernel
     from podm_cli.restore import DeblurJob, DeblurOptions, run_job
@@ -171,10 +163,7 @@ def _run_deblur_case(case: DeblurBenchCase, device: str, threads: int, queue) ->
     torch.set_num_threads(threads)
     name = case.method or default_deblur_method()
     budget = float(case.memory_budget_mb or _deblur_config_value("memory_budget_mb"))
-    cfg = OmegaConf.merge(OmegaConf.load(config_dir() / "method" / f"{name}.yaml"),
-                          OmegaConf.from_dotlist(list(case.overrides)))
-    cfg.pop("defaults", None)
-    method = instantiate(cfg).with_boundary(boundary="liu")
+    method = _instantiate_method(name, case.overrides, boundary={"boundary": "liu"})
     missing = method.missing(data_root())
     if missing:
         queue.put({"skipped": f"{name}: {missing}"})
@@ -233,7 +222,7 @@ def measure_memory_per_pixel(names=None, sizes=((512, 1), (768, 1), (512, 3))) -
     """Peak resident-memory growth per extended pixel and channel (bytes) of each method on CPU.
 
     Each measurement runs in a fresh spawned process (peak RSS only grows); methods needing weights are
-    skipped when the weights are absent. :data:`podm_cli.tiling.MEMORY_PER_PIXEL` rounds these up.
+    skipped when the weights are absent. Each method's ``bytes_per_pixel`` class attribute rounds these up.
     """
     from podm_cli.data.locator import data_root
 

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command == "data":
-        from podm_cli.data.fetch import main as data_main
+        from podm_cli.apps.data import main as data_main
 
         return _guarded(lambda: data_main(rest), command)
     if command not in HYDRA_COMMANDS:

@@ -27,9 +27,8 @@ How tiles are blended
 How ``tile=auto`` chooses
     From an estimate of the method's working memory: ``channels x (extended tile pixels) x
     bytes_per_pixel``, where the extended tile is the FFT-sized boundary extension and ``bytes_per_pixel``
-    is the method's ``memory_per_pixel`` attribute if it has one, else :data:`MEMORY_PER_PIXEL` for its
-    name (measured with ``python scripts/bench.py --memory-per-pixel``: peak resident memory growth on CPU,
-    rounded up). Whole-image buffers cost :data:`FIXED_BYTES_PER_PIXEL` per pixel and channel. The image is
+    is the method's ``bytes_per_pixel`` class attribute (measured with ``python scripts/bench.py
+    --memory-per-pixel``: peak resident memory growth on CPU, rounded up). Whole-image buffers cost :data:`FIXED_BYTES_PER_PIXEL` per pixel and channel. The image is
     not tiled when the whole image fits the budget (all channels at once, else one channel at a time);
     otherwise the largest tile that fits, one channel at a time.
 
@@ -51,9 +50,7 @@ from podm_cli.errors import InputError
 from podm_cli.physics import next_fast_len
 
 __all__ = [
-    "DEFAULT_MEMORY_PER_PIXEL",
     "FIXED_BYTES_PER_PIXEL",
-    "MEMORY_PER_PIXEL",
     "StageBlender",
     "TilePlan",
     "blend_tiles",
@@ -64,12 +61,6 @@ __all__ = [
     "plan_tiles",
 ]
 
-#: Peak working memory per pixel of the extended (padded) image and per channel, bytes, on CPU.
-#: ``python scripts/bench.py --memory-per-pixel`` measured tv 310-810, hl 180-320, ircnn 560-650,
-#: podm 640-790 (float32 input; PODM solves in float64), rtf 770-880; the constants round those up.
-MEMORY_PER_PIXEL = {"tv": 850.0, "hl": 400.0, "ircnn": 800.0, "podm": 1000.0, "rtf": 1000.0}
-#: For a method not in the table and without a ``memory_per_pixel`` attribute.
-DEFAULT_MEMORY_PER_PIXEL = 1000.0
 #: Whole-image buffers per pixel and channel, bytes: the image (float32), its extension and the blended
 #: sum (float32, tiled only), the result and the float64 copy made when it is written.
 FIXED_BYTES_PER_PIXEL = 28.0
@@ -82,10 +73,7 @@ AUTO_MIN_TILES = 3
 
 def memory_per_pixel(method) -> float:
     """Bytes of working memory per extended pixel and channel for ``method`` (see the module docstring)."""
-    value = getattr(method, "memory_per_pixel", None)
-    if value:
-        return float(value)
-    return MEMORY_PER_PIXEL.get(getattr(method, "name", ""), DEFAULT_MEMORY_PER_PIXEL)
+    return float(method.bytes_per_pixel)
 
 
 def extended_shape(height: int, width: int, kernel_shape: tuple[int, int]) -> tuple[int, int]:

@@ -33,6 +33,11 @@ def config_dir() -> Path:
     raise RuntimeError(f"podm configs not found (looked in {packaged} and {checkout}); broken install")
 
 
+#: Hydra's command-line flags that take a value (``--cfg job``).
+FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+                    "--config-dir", "-cd", "--experimental-rerun"}
+
+
 def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -42,8 +47,6 @@ def positional_inputs_to_override(args: list[str]) -> list[str]:
 
     Arguments without ``=`` that are not flags (nor a flag's value) are input paths.
     """
-    flags_with_value = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
-                        "--config-dir", "-cd", "--experimental-rerun"}
     paths, rest, expect_value = [], [], False
     for arg in args:
         if expect_value:
@@ -51,7 +54,7 @@ def positional_inputs_to_override(args: list[str]) -> list[str]:
             expect_value = False
         elif arg.startswith("-"):
             rest.append(arg)
-            expect_value = arg in flags_with_value
+            expect_value = arg in FLAGS_WITH_VALUE
         elif "=" in arg:
             rest.append(arg)
         else:
@@ -59,6 +62,37 @@ def positional_inputs_to_override(args: list[str]) -> list[str]:
     if paths:
         rest.append("inputs=[" + ",".join(_quote(p) for p in paths) + "]")
     return rest
+
+
+def app_overrides(command: str, overrides: list[str]) -> list[str]:
+    """The Hydra overrides of ``podm <command> <overrides>``: deblur's positional inputs become ``inputs=``,
+    and eval gets every ``configs/method/*.yaml`` under ``method_cfg``."""
+    if command == "deblur":
+        overrides = positional_inputs_to_override(overrides)
+    if command == "eval":
+        from podm_cli.apps.methods import method_overrides
+
+        overrides = _with_overrides(overrides, method_overrides(overrides))
+    return overrides
+
+
+def _with_overrides(args: list[str], extra: list[str]) -> list[str]:
+    """``extra`` overrides inserted beside the user's own (Hydra's argparse wants them contiguous).
+
+    >>> _with_overrides(["-m", "--cfg", "job", "limit=1"], ["x=1"])
+    ['-m', '--cfg', 'job', 'x=1', 'limit=1']
+    >>> _with_overrides(["--cfg", "job"], ["x=1"])
+    ['--cfg', 'job', 'x=1']
+    """
+    expect_value = False
+    for i, arg in enumerate(args):
+        if expect_value:
+            expect_value = False
+        elif arg.startswith("-"):
+            expect_value = arg in FLAGS_WITH_VALUE
+        else:
+            return [*args[:i], *extra, *args[i:]]
+    return [*args, *extra]
 
 
 def _reporting_user_errors(command: str, task):
@@ -97,8 +131,7 @@ def run_app(command: str, overrides: list[str]) -> int:
     # A user who sets HYDRA_FULL_ERROR=1 keeps Hydra's full traceback.
     user_full_error = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    if command == "deblur":
-        overrides = positional_inputs_to_override(overrides)
+    overrides = app_overrides(command, overrides)
     saved_argv = sys.argv
     sys.argv = [f"podm {command}", *overrides]
     try:

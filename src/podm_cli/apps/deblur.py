@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
 
 from podm_cli.apps.common import boundary_settings, resolve_device
+from podm_cli.apps.methods import build_method
 from podm_cli.data.locator import data_root
 
 
@@ -33,9 +34,10 @@ def main(cfg: DictConfig) -> None:
 
         raise InputError(f"color must be rgb or ycbcr, got {options.color!r}")
     jobs = plan_jobs(expand_inputs(list(cfg.inputs)), cfg.kernel, cfg.out, options.overwrite, options.save_stages)
-    method_cfg = OmegaConf.to_container(cfg.method, resolve=True)
-    method = instantiate(method_cfg).with_boundary(**boundary_settings(cfg.operator))
-    missing = method.missing(data_root(cfg.data.root))
+    root = data_root(cfg.data.root)
+    method = build_method(HydraConfig.get().runtime.choices.get("method", "method"), cfg.method, root,
+                          boundary=boundary_settings(cfg.operator))
+    missing = method.missing(root)
     if missing:
         from podm_cli.errors import DataNotFoundError
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from podm_cli.apps.common import boundary_settings, resolve_device, resolve_dtype
+from podm_cli.apps.methods import build_method
 from podm_cli.data.datasets import PROTOCOLS
 from podm_cli.data.locator import data_root
 from podm_cli.errors import PodmError
@@ -19,11 +19,9 @@ def build_methods(cfg: DictConfig) -> dict:
     """Instantiate the selected methods from ``method_cfg`` (boundary handling from ``operator``)."""
     available = list(cfg.method_cfg.keys())
     names = list(cfg.methods) if cfg.methods is not None else available
-    unknown = [n for n in names if n not in cfg.method_cfg]
-    if unknown:
-        raise PodmError(f"unknown method '{unknown[0]}' (available: {', '.join(available) or 'none'})")
+    root = data_root(cfg.data.root)
     return {
-        name: instantiate(cfg.method_cfg[name]).with_boundary(**boundary_settings(cfg.operator))
+        name: build_method(name, cfg.method_cfg.get(name), root, boundary=boundary_settings(cfg.operator))
         for name in names
     }
 

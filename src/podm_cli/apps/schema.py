@@ -27,15 +27,15 @@ class Boundary(str, Enum):
 
 @dataclass
 class OperatorConfig:
-    """Blur physics. In ``podm eval`` each protocol fixes ``mode``; ``boundary`` is how methods treat
-    ``valid`` data (extend the observation before FFT-based solves)."""
+    """Blur physics. ``mode`` is what ``podm train`` synthesises (``podm eval``'s protocols fix their own
+    mode and ``podm deblur``'s photos are always ``valid``: both ignore it); ``boundary`` is how methods
+    treat ``valid`` data (extend the observation before FFT-based solves)."""
 
     mode: BlurMode = BlurMode.circular
     boundary: Boundary = Boundary.liu
     edgetaper_iterations: int = 3
     adjust_start: str = "edgetaper"  # boundary=adjust: the first observation (edgetaper | liu | replicate)
     adjust_after: int = 0  # boundary=adjust: stages that keep the first observation before adjusting
-    fast_fft: bool = True
 
 
 @dataclass
@@ -49,16 +49,6 @@ class DataConfig:
 class PathsConfig:
     output_root: str = "outputs"
     sweep_root: str = "multirun"
-
-
-@dataclass
-class DatasetConfig:
-    """One evaluation protocol (DESIGN §3); a protocol's name never changes meaning."""
-
-    name: str = "levin"
-    sigma: float = 0.01
-    seed: int = 0
-    limit: Optional[int] = None
 
 
 @dataclass
@@ -82,7 +72,6 @@ _GROUP_SCHEMAS = {
     "operator": OperatorConfig,
     "data": DataConfig,
     "paths": PathsConfig,
-    "dataset": DatasetConfig,
 }
 _PRIMARY_SCHEMAS = {"_eval_schema": EvalConfig}
 

@@ -65,9 +65,9 @@ def main(cfg: DictConfig) -> float:
 
     from podm_cli.apps.common import config_value
     from podm_cli.data.locator import data_root
+    from podm_cli.models.rpodm_weights import export_weights
     from podm_cli.training.cache import default_cache_path
     from podm_cli.training.datamodule import BlurPairsDataModule
-    from podm_cli.training.export import export_weights
     from podm_cli.training.module import RPODMModule
 
     _one_log_stream()

@@ -1,14 +1,7 @@
 """Where podm's reference data lives, and one-line errors when a file is missing.
 
-The data root is chosen in this order (first match wins):
-
-1. the configured value (``data.root`` in the Hydra configs, or ``--root`` on ``podm data``);
-2. the ``PODM_DATA`` environment variable;
-3. the project's ``data/`` folder: ``<repo>/data`` when podm runs from a source checkout (detected from
-   the package location ``<repo>/src/podm_cli``), otherwise a per-user folder for wheel installs:
-   ``$XDG_DATA_HOME/podm`` or ``~/.local/share/podm``.
-
-The layout under the root mirrors the reference data (``levin/``, ``sun/``, ``train/``, ``weights/``,
+The data root itself (``data.root``, else ``$PODM_DATA``, else the project's ``data/``) is chosen by
+:func:`podm_cli.paths.data_root`, re-exported here. The layout under the root mirrors the reference data (``levin/``, ``sun/``, ``train/``, ``weights/``,
 ``real/``); see ``data/README.md`` at the repository root.
 
 Example:
@@ -25,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from podm_cli.errors import DataNotFoundError
+from podm_cli.paths import ENV_VAR, _as_path, data_root, describe_root, project_data_dir
 
 __all__ = [
     "ENV_VAR",
@@ -38,60 +32,6 @@ __all__ = [
     "require",
     "sun_role",
 ]
-
-#: Environment variable that points podm at a data folder.
-ENV_VAR = "PODM_DATA"
-
-
-def _checkout_root() -> Path | None:
-    """The repository root when this package is imported from a source checkout, else ``None``."""
-    package = Path(__file__).resolve().parents[1]  # .../src/podm_cli
-    src = package.parent
-    if src.name != "src":
-        return None
-    repo = src.parent
-    if (repo / "pyproject.toml").is_file():
-        return repo
-    return None
-
-
-def _user_data_dir() -> Path:
-    """``$XDG_DATA_HOME/podm`` (or ``~/.local/share/podm``) for installs outside a checkout."""
-    xdg = os.environ.get("XDG_DATA_HOME", "").strip()
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
-    return base / "podm"
-
-
-def project_data_dir() -> Path:
-    """The project's default data folder: ``<repo>/data`` in a checkout, else the user data folder."""
-    repo = _checkout_root()
-    return repo / "data" if repo is not None else _user_data_dir()
-
-
-def _as_path(value: str | os.PathLike) -> Path:
-    return Path(os.path.expandvars(os.fspath(value))).expanduser().absolute()
-
-
-def describe_root(configured: str | os.PathLike | None = None) -> tuple[Path, str]:
-    """``(root, source)`` where ``source`` says which rule chose it: config, PODM_DATA, checkout or user."""
-    if configured is not None and os.fspath(configured).strip():
-        return _as_path(configured), "config (data.root / --root)"
-    env = os.environ.get(ENV_VAR, "").strip()
-    if env:
-        return _as_path(env), f"${ENV_VAR}"
-    if _checkout_root() is not None:
-        return project_data_dir(), "source checkout data/"
-    return project_data_dir(), "user data folder"
-
-
-def data_root(configured: str | os.PathLike | None = None) -> Path:
-    """The folder podm reads data from: ``configured``, else ``$PODM_DATA``, else the project's ``data/``.
-
-    The folder need not exist yet (``podm data fetch`` creates it). Relative paths are taken relative to
-    the current directory; ``~`` and ``$VARS`` are expanded.
-    """
-    return describe_root(configured)[0]
-
 
 def fetch_hint(target: str) -> str:
     """The command that obtains ``target``, as printed in error messages."""

@@ -129,6 +129,9 @@ class Method:
     requirements: Requirements = Requirements()
     #: Class default; an instance gets its own with :meth:`with_boundary`.
     boundary_handling: BoundaryHandling = BoundaryHandling()
+    #: Peak working memory per pixel of the extended (padded) image and per channel, bytes, on CPU: what
+    #: ``podm deblur tile=auto`` budgets with (``python scripts/bench.py --memory-per-pixel`` measures it).
+    bytes_per_pixel: float = 1000.0
 
     def __init__(self, mode: str = "circular", boundary: str = "liu", edgetaper_iterations: int = 3):
         # Compatibility for methods still built with the three boundary arguments (restore_circular ones);

@@ -17,7 +17,8 @@ from torch import Tensor
 
 from podm_cli.errors import InputError
 from podm_cli.methods.base import Method, Requirements
-from podm_cli.models.csf import CSFModel, default_csf_path, run_cascade
+from podm_cli.models.csf import CSFModel, run_cascade
+from podm_cli.paths import resolve_model_path
 from podm_cli.physics import DataTerm
 
 __all__ = ["CSF"]
@@ -48,6 +49,7 @@ class CSF(Method):
         stages: int | None = None,
         source: str | None = None,
         name: str | None = None,
+        data_root: str | None = None,
     ):
         super().__init__()
         self.model_path = model
@@ -61,23 +63,15 @@ class CSF(Method):
         if model and not Path(model).is_absolute() and Path(model).suffix.lower() == ".mat":
             self.requirements = Requirements(files=(str(model),), fetch="weights")
         self._model: CSFModel | None = None
-        self._root: Path | None = None
+        self._root = data_root  # where a relative model path is read from (None: the locator's choice)
 
     def _resolve(self, root: Path | None) -> Path:
-        if not self.model_path:
-            return default_csf_path()
-        if str(self.model_path).startswith("asset:"):
-            return default_csf_path(str(self.model_path)[len("asset:"):])
-        p = Path(self.model_path).expanduser()
-        if not p.is_absolute() and p.suffix.lower() == ".mat":
-            from podm_cli.data.locator import data_root
-
-            return Path(root if root is not None else data_root(None)) / p
-        return p
+        """The model file: :func:`~podm_cli.paths.resolve_model_path` under the constructor's root, else ``root``."""
+        return resolve_model_path(self.model_path, root if self._root is None else self._root,
+                                  default="asset:csf_pw_sigma1.npz")
 
     def missing(self, data_root: Path) -> str | None:
-        self._root = Path(data_root)
-        p = self._resolve(self._root)
+        p = self._resolve(data_root)
         if not p.is_file():
             hint = "podm data fetch weights" if p.suffix == ".mat" else "scripts/train_csf.py (docs/csf.md)"
             return f"{self.name} needs its model {p}; see {hint}"

@@ -27,7 +27,6 @@ the authors' GMM file is not available here, so results are labelled ``recompute
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -36,6 +35,7 @@ from torch import Tensor
 
 from podm_cli.errors import InputError
 from podm_cli.methods.base import Method
+from podm_cli.paths import asset_path, resolve_model_path
 from podm_cli.physics import DataTerm
 from podm_cli.priors.gmm import GaussianMixture, _triu, dc_free_basis, outer_triu
 
@@ -49,7 +49,7 @@ DEFAULT_BETAS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32)
 
 def default_gmm_path() -> Path:
     """The GMM shipped in the package (``podm_cli/assets/gmm_8x8_200.npz``)."""
-    return Path(str(resources.files("podm_cli") / "assets" / "gmm_8x8_200.npz"))
+    return asset_path("gmm_8x8_200.npz")
 
 
 def circular_unfold(x: Tensor, patch: int) -> Tensor:
@@ -162,7 +162,7 @@ class EPLL(Method):
         if int(inner_iterations) < 1 or not lam > 0 or not noise_floor > 0 or int(chunk) < 1:
             raise InputError(f"epll: need inner_iterations >= 1, lam > 0, noise_floor > 0, chunk >= 1 "
                              f"(got {inner_iterations}, {lam}, {noise_floor}, {chunk})")
-        self.gmm_path = Path(gmm).expanduser() if gmm else default_gmm_path()
+        self.gmm_path = resolve_model_path(gmm, default="asset:gmm_8x8_200.npz")
         if beta_unit not in ("inv_sigma2", "absolute"):
             raise InputError(f"epll: beta_unit must be 'inv_sigma2' or 'absolute', got {beta_unit!r}")
         self.betas = betas

@@ -329,6 +329,7 @@ class HyperLaplacian(Method):
     """
 
     name = "hl"
+    bytes_per_pixel = 400.0  # measured 180-320 (scripts/bench.py --memory-per-pixel)
     source = "recomputed"
 
     def __init__(

@@ -32,13 +32,13 @@ Example (a stand-in bank of untrained nets)::
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from podm_cli.methods.base import Method, Requirements
-from podm_cli.nets.bank import DenoiserBank, default_keras_dir
+from podm_cli.methods.official_bank import OfficialBank
+from podm_cli.nets.bank import DenoiserBank
 from podm_cli.nets.weights import IRCNN_COUNT, KERAS_RELPATH, keras_file
 from podm_cli.optim.hqs import hqs_solve
 from podm_cli.optim.schedules import IRCNN_LAST_LEVEL, ircnn_schedule
@@ -56,66 +56,6 @@ def bank_denoiser(bank: DenoiserBank):
     return run
 
 
-class OfficialBank:
-    """Where a method's official IRCNN bank comes from; shared by :class:`IRCNN` and PODM.
-
-    The host calls :meth:`_init_bank` (``weights``, ``data_root``, an optional preloaded bank) and lists the
-    bank in ``requirements.files``. :meth:`missing` remembers the root it approved when the constructor was
-    not given one, so the bank is later loaded from that same root (``podm eval`` checks with
-    ``data.root``), not from the locator's default. A host with another way to denoise overrides
-    :meth:`_needs_bank`. Put it before :class:`Method` in the bases (its ``missing`` calls Method's).
-    """
-
-    name: str
-
-    def _init_bank(
-        self, weights: str | os.PathLike | None, data_root: str | os.PathLike | None, bank: DenoiserBank | None
-    ) -> None:
-        self.weights = None if weights in (None, "", "null") else weights
-        self.data_root = data_root
-        self._bank = bank
-        self._device: torch.device | None = None
-        self._checked_root: Path | None = None  # the root missing() approved, used when data_root is None
-
-    def _needs_bank(self) -> bool:
-        return self._bank is None
-
-    def _weights_path(self, data_root: str | os.PathLike | None = None) -> Path:
-        root = next((r for r in (data_root, self.data_root, self._checked_root) if r is not None), None)
-        if self.weights is None:
-            return default_keras_dir(root)
-        from podm_cli.nets.factory import resolve_weights_path
-
-        return resolve_weights_path(self.weights, root)
-
-    def missing(self, data_root: Path) -> str | None:
-        """As :meth:`Method.missing`; when ``data_root`` was not given to the constructor, the root checked
-        here is also the one the weights are later loaded from (``podm eval`` checks with ``data.root``)."""
-        if not self._needs_bank():
-            return None
-        if self.data_root is None:
-            self._checked_root = Path(data_root)
-        if self.weights is None:
-            return super().missing(data_root)  # type: ignore[misc]  # Method.missing: every bank file
-        p = self._weights_path(data_root)
-        return None if p.exists() else f"{self.name} needs its weights {p}; run `podm data fetch weights`"
-
-    @property
-    def bank(self) -> DenoiserBank:
-        """The denoiser bank, loaded on first use (from :meth:`_weights_path`)."""
-        if self._bank is None:
-            p = self._weights_path()
-            bank = DenoiserBank.from_pth(p) if p.is_file() else DenoiserBank.from_keras_dir(p)
-            self._bank = bank.to(self._device) if self._device is not None else bank
-        return self._bank
-
-    def to(self, device: torch.device | str):
-        self._device = torch.device(device)
-        if self._bank is not None:
-            self._bank.to(self._device)
-        return self
-
-
 class IRCNN(OfficialBank, Method):
     """IRCNN (HQS + the 25 official grey CNN denoisers), non-blind deconvolution baseline.
 
@@ -131,6 +71,7 @@ class IRCNN(OfficialBank, Method):
     """
 
     name = "ircnn"
+    bytes_per_pixel = 800.0  # measured 560-650 (scripts/bench.py --memory-per-pixel)
     source = "recomputed"
     requirements = Requirements(
         files=tuple(f"{KERAS_RELPATH}/{keras_file(i)}" for i in range(IRCNN_COUNT)),

@@ -98,6 +98,7 @@ class PODM(OfficialBank, Method):
     """
 
     name = "podm"
+    bytes_per_pixel = 1000.0  # measured 640-790, float32 input, float64 solves (scripts/bench.py --memory-per-pixel)
     source = "recomputed (official IRCNN bank)"
     requirements = IRCNN.requirements  # the same official bank (weights/ircnn_gray_keras/net{1..25}.hdf5)
 

@@ -1,7 +1,7 @@
 """RPODM (Liu et al., NeurIPS 2018): the relaxed PODM cascade with end-to-end trained stages.
 
 Runs a model trained by ``podm train`` (:class:`podm_cli.models.RPODM`, exported by
-:func:`podm_cli.training.export.export_weights`). The default weights are podm's own model for the ``levin``
+:func:`podm_cli.models.rpodm_weights.export_weights`). The default weights are podm's own model for the ``levin``
 protocol (``src/podm_cli/assets/rpodm_levin.pt``, trained by ``podm train +experiment=levin_cpu``; command,
 hardware, wall time and validation curve in docs/training.md). Any other export: ``weights=PATH``. Files are
 read with ``torch.load(weights_only=True)``.
@@ -14,13 +14,13 @@ rule, ``adjust`` included).
 from __future__ import annotations
 
 import os
-from importlib import resources
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from podm_cli.methods.base import Method, Requirements
+from podm_cli.paths import asset_path, resolve_model_path
 
 __all__ = ["DEFAULT_WEIGHTS", "RPODMMethod", "default_weights_path"]
 
@@ -29,7 +29,7 @@ DEFAULT_WEIGHTS = "rpodm_levin.pt"
 
 def default_weights_path() -> Path:
     """The committed model trained by podm for the ``levin`` protocol."""
-    return Path(str(resources.files("podm_cli") / "assets" / DEFAULT_WEIGHTS))
+    return asset_path(DEFAULT_WEIGHTS)
 
 
 class RPODMMethod(Method):
@@ -53,14 +53,14 @@ class RPODMMethod(Method):
 
     def __init__(self, weights: str | os.PathLike | None = None, clip: bool = True):
         super().__init__()
-        self.weights = Path(os.path.expanduser(os.fspath(weights))) if weights not in (None, "", "null") else None
+        self.weights = None if weights in (None, "", "null") else weights
         self.clip = bool(clip)
         self._model = None
         self._device = torch.device("cpu")
 
     @property
     def weights_path(self) -> Path:
-        return self.weights if self.weights is not None else default_weights_path()
+        return resolve_model_path(self.weights, default=f"asset:{DEFAULT_WEIGHTS}")
 
     def missing(self, data_root: Path) -> str | None:
         p = self.weights_path
@@ -69,7 +69,7 @@ class RPODMMethod(Method):
     @property
     def model(self):
         if self._model is None:
-            from podm_cli.training.export import load_weights
+            from podm_cli.models.rpodm_weights import load_weights
 
             self._model = load_weights(self.weights_path, self._device)
         return self._model
@@ -77,7 +77,7 @@ class RPODMMethod(Method):
     @property
     def trained_for(self) -> dict:
         """What the weights were trained for (operator, noise level) and how (``provenance``)."""
-        from podm_cli.training.export import read_weights_file
+        from podm_cli.models.rpodm_weights import read_weights_file
 
         blob = read_weights_file(self.weights_path)
         return {**blob.get("trained_for", {}), **blob.get("provenance", {})}

@@ -20,7 +20,8 @@ from torch import Tensor
 
 from podm_cli.errors import InputError
 from podm_cli.methods.base import Method
-from podm_cli.models.rtf import RTFModel, default_rtf_path
+from podm_cli.models.rtf import RTFModel
+from podm_cli.paths import resolve_model_path
 from podm_cli.physics import DataTerm
 
 __all__ = ["RTF"]
@@ -42,6 +43,7 @@ class RTF(Method):
     """
 
     name = "rtf"
+    bytes_per_pixel = 1000.0  # measured 770-880 (scripts/bench.py --memory-per-pixel)
     source = "recomputed (RTF reimplemented and trained by podm)"
 
     def __init__(self, model: str | None = None, stages: int | None = None, cg_rtol: float = 1e-5,
@@ -59,11 +61,7 @@ class RTF(Method):
         self._model: RTFModel | None = None
 
     def _path(self) -> Path:
-        if not self.model_path:
-            return default_rtf_path()
-        if str(self.model_path).startswith("asset:"):
-            return default_rtf_path(str(self.model_path)[len("asset:"):])
-        return Path(self.model_path).expanduser()
+        return resolve_model_path(self.model_path, default="asset:rtf_sigma1.npz")
 
     def missing(self, data_root: Path) -> str | None:
         p = self._path()

@@ -31,7 +31,6 @@ Two kinds of model, one class (:class:`CSFModel`):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +39,7 @@ from torch import Tensor
 
 from podm_cli.errors import InputError
 from podm_cli.npzfile import load_npz, save_npz
+from podm_cli.paths import asset_path
 from podm_cli.physics import DataTerm, psf2otf
 
 __all__ = [
@@ -60,7 +60,7 @@ SCALE = 255.0  # the authors' models work on 0..255 images
 
 def default_csf_path(name: str = "csf_pw_sigma1.npz") -> Path:
     """A CSF model shipped in the package (``podm_cli/assets/<name>``)."""
-    return Path(str(resources.files("podm_cli") / "assets" / name))
+    return asset_path(name)
 
 
 def rbf_shrink(v: Tensor, weights: Tensor, mu0: float, step: float, precision: float, truncate: int = 6) -> Tensor:

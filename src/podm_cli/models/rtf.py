@@ -43,7 +43,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +54,7 @@ from podm_cli.errors import InputError
 from podm_cli.models.csf import dct_filters
 from podm_cli.npzfile import load_npz, save_npz
 from podm_cli.optim.cg import spd_solve
+from podm_cli.paths import asset_path
 from podm_cli.physics import DataTerm, psf2otf
 
 __all__ = ["FEATURE_NAMES", "RTFModel", "RTFStage", "RegressionTree", "default_rtf_path", "gcrf_map",
@@ -66,7 +66,7 @@ FEATURE_NAMES = ("x_prev", "y", "grad_mag", "grad_mag_smooth", "local_std", "lap
 
 def default_rtf_path(name: str = "rtf_sigma1.npz") -> Path:
     """An RTF model shipped in the package (``podm_cli/assets/<name>``)."""
-    return Path(str(resources.files("podm_cli") / "assets" / name))
+    return asset_path(name)
 
 
 def rtf_filters(dtype=torch.float64, size: int = 3) -> Tensor:

@@ -73,8 +73,8 @@ def bank_index(sigma: float, sigmas: Sequence[float] | None = None) -> int:
 
 
 def default_keras_dir(root: str | os.PathLike | None = None) -> Path:
-    """``<data root>/weights/ircnn_gray_keras`` (data root from :func:`podm_cli.data.locator.data_root`)."""
-    from podm_cli.data.locator import data_root
+    """``<data root>/weights/ircnn_gray_keras`` (data root from :func:`podm_cli.paths.data_root`)."""
+    from podm_cli.paths import data_root
 
     return data_root(root) / KERAS_RELPATH
 

@@ -44,23 +44,14 @@ from podm_cli.nets.weights import (
     load_keras_ircnn,
     load_torch_file,
 )
+from podm_cli.paths import resolve_model_path
 
-__all__ = ["DENOISERS", "build_denoiser", "build_stage_denoisers", "resolve_weights_path"]
+__all__ = ["DENOISERS", "build_denoiser", "build_stage_denoisers"]
 
 #: Backbone names accepted by :func:`build_denoiser`.
 DENOISERS = ("ircnn", "dncnn", "unet")
 
 _NO_WEIGHTS = (None, "", "none", "null", "None", False)
-
-
-def resolve_weights_path(value: str | os.PathLike, data_root: str | os.PathLike | None = None) -> Path:
-    """An absolute path as is; a relative one from the working directory if it exists, else the data root."""
-    from podm_cli.data.locator import data_root as _data_root
-
-    p = Path(os.path.expandvars(os.fspath(value))).expanduser()
-    if p.is_absolute() or p.exists():
-        return p
-    return _data_root(data_root) / p
 
 
 def _official_dir(data_root) -> Path:
@@ -132,7 +123,7 @@ def build_denoiser(
         if str(pretrained) == "official":
             path = _official_dir(data_root)
         else:
-            path = resolve_weights_path(pretrained, data_root)
+            path = resolve_model_path(pretrained, data_root)
         if path.is_dir():
             net = _keras_dir_net(path, sigma)
         elif path.suffix.lower() in (".hdf5", ".h5"):
@@ -148,7 +139,7 @@ def build_denoiser(
         _no_extra(name, arch)
         if pretrained in _NO_WEIGHTS:
             return DnCNN(in_channels, channels=channels, depth=depth, batch_norm=batch_norm)
-        path = resolve_weights_path(pretrained, data_root)
+        path = resolve_model_path(pretrained, data_root)
         net = load_dncnn(path)
         if net.channels != channels or net.depth != depth:
             raise InputError(
@@ -161,7 +152,7 @@ def build_denoiser(
         _no_extra(name, arch)
         net = ResUNet(in_channels, **kw)
         if pretrained not in _NO_WEIGHTS:
-            path = resolve_weights_path(pretrained, data_root)
+            path = resolve_model_path(pretrained, data_root)
             try:
                 net.load_state_dict(load_torch_file(path))
             except RuntimeError as err:
@@ -180,7 +171,7 @@ def build_stage_denoisers(
     name = str(name).lower()
     if name == "ircnn" and pretrained not in _NO_WEIGHTS:
         data_root = kwargs.get("data_root")
-        path = _official_dir(data_root) if str(pretrained) == "official" else resolve_weights_path(pretrained, data_root)
+        path = _official_dir(data_root) if str(pretrained) == "official" else resolve_model_path(pretrained, data_root)
         if path.is_dir() or path.suffix.lower() == ".pth":
             channels = int(kwargs.get("channels", 64))
             dilations = tuple(kwargs.get("dilations", IRCNN_DILATIONS))

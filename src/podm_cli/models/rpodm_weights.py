@@ -1,4 +1,4 @@
-"""RPODM's compact weights file: ``{"format", "config", "state_dict"}`` saved with :func:`torch.save` and read
+"""RPODM's compact weights file (written by ``podm train``, read by the ``rpodm`` method): ``{"format", "config", "state_dict"}`` saved with :func:`torch.save` and read
 back with ``weights_only=True`` (a file from the internet cannot run code).
 
 ``config`` holds the keyword arguments of :class:`~podm_cli.models.RPODM` (with ``pretrained`` cleared: the
