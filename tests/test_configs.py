@@ -13,6 +13,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
 from podm_cli.apps import app_overrides, config_dir
+from podm_cli.apps.common import boundary_settings
 from podm_cli.apps.methods import build_method, method_names
 from podm_cli.apps.schema import register_schemas
 
@@ -86,7 +87,7 @@ def _eval(cfg, tmp_path):
     assert sorted(cfg.method_cfg) == method_names()
     assert set(cfg.methods) <= set(method_names())
     for name in cfg.method_cfg:
-        method = build_method(name, cfg.method_cfg[name], tmp_path, boundary=str(cfg.operator.boundary.value))
+        method = build_method(name, cfg.method_cfg[name], tmp_path, boundary=boundary_settings(cfg.operator))
         assert method.boundary == cfg.operator.boundary.value and method.bytes_per_pixel > 0
 
 

@@ -63,10 +63,13 @@ def test_podm_reports_missing_weights(tmp_path):
     assert PODM(denoiser=gauss_denoiser).missing(tmp_path) is None
 
 
-def test_podm_loads_weights_from_the_root_that_missing_checked(monkeypatch, tmp_path):
-    """The bank is loaded from the root ``missing`` approved (``podm eval`` checks ``data.root``), not from
-    ``$PODM_DATA``; a ``data_root`` given to the constructor still wins. Same mechanism as IRCNN's."""
-    from podm_cli.methods.ircnn import IRCNN, OfficialBank
+def test_podm_loads_weights_from_the_root_build_method_gives(monkeypatch, tmp_path):
+    """``build_method`` hands the data root to the constructor, so the bank is loaded from the root that
+    ``missing`` checks (``podm eval`` builds and checks with ``data.root``), not from ``$PODM_DATA``;
+    ``missing`` itself changes nothing. Same mechanism as IRCNN's."""
+    from podm_cli.apps.methods import build_method
+    from podm_cli.methods.ircnn import IRCNN
+    from podm_cli.methods.official_bank import OfficialBank
 
     checked = tmp_path / "checked"
     for rel in PODM.requirements.files:  # the 25 official bank files (empty stand-ins)
@@ -74,16 +77,19 @@ def test_podm_loads_weights_from_the_root_that_missing_checked(monkeypatch, tmp_
         (checked / rel).touch()
     monkeypatch.setenv("PODM_DATA", str(tmp_path / "elsewhere"))  # the locator's default has no weights
     assert PODM.requirements.files == IRCNN.requirements.files and issubclass(PODM, OfficialBank)
-    for cls in (PODM, IRCNN):
-        m = cls()
-        assert m._weights_path() == tmp_path / "elsewhere" / "weights" / "ircnn_gray_keras"  # before a check
-        assert m.missing(checked) is None
-        assert m._weights_path() == checked / "weights" / "ircnn_gray_keras"
-        given = cls(data_root=tmp_path / "given")
-        assert given.missing(checked) is None
+    for name, cls in (("podm", PODM), ("ircnn", IRCNN)):
+        bare = cls()
+        state = dict(vars(bare))
+        assert bare.missing(checked) is None and vars(bare) == state  # no side effects
+        assert bare._weights_path() == tmp_path / "elsewhere" / "weights" / "ircnn_gray_keras"
+        built = build_method(name, None, checked)
+        assert built.missing(checked) is None
+        assert built._weights_path() == checked / "weights" / "ircnn_gray_keras"
+        given = cls(data_root=tmp_path / "given")  # the constructor's root is what is checked and loaded
+        assert str(tmp_path / "given") in given.missing(checked)
         assert given._weights_path() == tmp_path / "given" / "weights" / "ircnn_gray_keras"
-        rel = cls(weights="weights/ircnn_gray_keras")  # a relative weights path resolves under that root too
-        assert rel.missing(checked) is None and rel._weights_path() == checked / "weights" / "ircnn_gray_keras"
+        rel = cls(weights="weights/ircnn_gray_keras", data_root=checked)  # relative: under that root
+        assert rel.missing(tmp_path) is None and rel._weights_path() == checked / "weights" / "ircnn_gray_keras"
 
 
 def test_podm_config_matches_constructor():

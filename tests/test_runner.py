@@ -13,7 +13,7 @@ import torch
 
 from conftest import IdentityMethod, checker_scene
 from podm_cli.data.datasets import Sample
-from podm_cli.evaluation.metrics import Scoring, score
+from podm_cli.metrics import Scoring, score
 from podm_cli.evaluation.runner import EvalRunner
 from podm_cli.methods.hl import HyperLaplacian
 from podm_cli.physics import Blur, add_gaussian_noise
