@@ -86,8 +86,8 @@ class IdentityMethod(Method):
 
     name = "identity"
 
-    def restore_circular(self, y, kernel, sigma):
-        return y
+    def restore(self, data, sigma, on_stage=None):
+        return data.initial()
 
 
 # ----------------------------------------------------------------- a small PODM problem with a stand-in denoiser

@@ -13,9 +13,9 @@ import torch
 
 from conftest import IdentityMethod, checker_scene
 from podm_cli.data.datasets import Sample
-from podm_cli.metrics import Scoring, score
 from podm_cli.evaluation.runner import EvalRunner
 from podm_cli.methods.hl import HyperLaplacian
+from podm_cli.metrics import Scoring, score
 from podm_cli.physics import Blur, add_gaussian_noise
 
 
@@ -52,7 +52,7 @@ class Absent(IdentityMethod):
 
 
 class Exploding(IdentityMethod):
-    def restore_circular(self, y, kernel, sigma):
+    def restore(self, data, sigma, on_stage=None):
         raise AssertionError("a resumed run recomputed a finished row")
 
 
@@ -95,9 +95,9 @@ def test_batches_stack_only_equal_shapes(tmp_path, dataset):
     seen = []
 
     class Recorder(IdentityMethod):
-        def restore_circular(self, y, kernel, sigma):
-            seen.append((tuple(y.shape), tuple(kernel.shape)))
-            return y
+        def restore(self, data, sigma, on_stage=None):
+            seen.append((tuple(data.y.shape), tuple(data.kernel.shape)))
+            return data.initial()
 
     EvalRunner({"r": Recorder()}, [dataset], tmp_path, batch_size=8, progress=False).run()
     # two 48 px images with different kernel shapes, then the 40 px one: three batches of one

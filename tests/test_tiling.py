@@ -53,7 +53,7 @@ def test_tile_geometry_blends_back_to_the_image():
     image = torch.rand(3, 150, 230, generator=torch.Generator().manual_seed(0))
     kernel = torch.ones(5, 7) / 35
     for boundary in ("liu", "edgetaper"):
-        method = IdentityMethod(boundary=boundary)
+        method = IdentityMethod().with_boundary(boundary=boundary)
         done = []
         out, _ = restore_image(image, kernel, method, 0.01, tile=100, overlap=24,
                                on_tile=lambda i, n: done.append((i, n)))

@@ -39,30 +39,10 @@ from torch import Tensor
 from podm_cli.errors import InputError
 from podm_cli.physics import BOUNDARIES, DATA_MODES, START_RULES, DataTerm
 
-__all__ = ["BoundaryHandling", "Method", "Requirements", "StageHook", "channels_as_batch"]
+__all__ = ["BoundaryHandling", "Method", "Requirements", "StageHook"]
 
 #: ``on_stage(index, x)``: stage ``index``'s estimate, already cropped like the method's result.
 StageHook = Callable[[int, Tensor], None]
-
-
-def channels_as_batch(y: Tensor, kernel: Tensor, sigma: Tensor, who: str):
-    """Single-channel view of an ``(N, C, H, W)`` batch for methods that restore channel by channel:
-    ``(y' (N*C, 1, H, W), kernel (per item repeated per channel), sigma (N*C,))`` in float64 for float64
-    input, float32 otherwise. Reshape results back with ``x.reshape(y.shape)``.
-
-    >>> sigma = torch.tensor([1.0, 2.0])
-    >>> yy, k, s = channels_as_batch(torch.rand(2, 3, 8, 8), torch.ones(3, 3) / 9, sigma, "demo")
-    >>> tuple(yy.shape), tuple(k.shape), s.tolist()
-    ((6, 1, 8, 8), (3, 3), [1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
-    """
-    if y.ndim != 4:
-        raise InputError(f"{who}: y must be (N, C, H, W), got {tuple(y.shape)}")
-    work = torch.float64 if y.dtype == torch.float64 else torch.float32
-    n, c, h, w = y.shape
-    k = kernel.to(work)
-    if k.ndim == 4 and c > 1:
-        k = k.repeat_interleave(c, dim=0)
-    return y.to(work).reshape(n * c, 1, h, w), k, sigma.to(work).repeat_interleave(c)
 
 
 @dataclass(frozen=True)
@@ -133,40 +113,13 @@ class Method:
     #: ``podm deblur tile=auto`` budgets with (``python scripts/bench.py --memory-per-pixel`` measures it).
     bytes_per_pixel: float = 1000.0
 
-    def __init__(self, mode: str = "circular", boundary: str = "liu", edgetaper_iterations: int = 3):
-        # Compatibility for methods still built with the three boundary arguments (restore_circular ones);
-        # methods on the DataTerm interface call super().__init__() and get the class default.
-        if (mode, boundary, edgetaper_iterations) != ("circular", "liu", 3):
-            self.boundary_handling = BoundaryHandling(mode, boundary, int(edgetaper_iterations))
-
     # -- to implement -------------------------------------------------------------------------
     def restore(self, data: DataTerm, sigma: Tensor, on_stage: StageHook | None = None) -> Tensor:
         """Restore ``data`` (noise levels ``sigma`` (N,) on [0, 1]); return the estimate on ``data.grid``.
 
         ``on_stage(index, x)`` (when given) receives stage estimates on the grid; the base class crops them.
-        The default runs the older :meth:`restore_circular` on ``data.initial()`` (kept only while methods
-        move to this interface; it cannot follow ``boundary="adjust"``).
         """
-        if type(self).restore_circular is Method.restore_circular:
-            raise NotImplementedError(f"{type(self).__name__} implements neither restore nor restore_circular")
-        if data.adjusting:
-            raise InputError(f"{self.name} does not support boundary=adjust (choose liu, edgetaper or replicate)")
-        self._compat_hook = on_stage
-        try:
-            return self.restore_circular(data.initial(), data.kernel, sigma)
-        finally:
-            self._compat_hook = None
-
-    def restore_circular(self, y: Tensor, kernel: Tensor, sigma: Tensor) -> Tensor:
-        """Deprecated: restore ``y`` assuming a circular blur (see :meth:`restore`)."""
-        raise NotImplementedError
-
-    _compat_hook: StageHook | None = None
-
-    def _emit_stage(self, index: int, x: Tensor) -> None:
-        """Deprecated (``restore_circular`` methods): report stage ``index``'s estimate."""
-        if self._compat_hook is not None:
-            self._compat_hook(index, x)
+        raise NotImplementedError(f"{type(self).__name__} does not implement restore(data, sigma, on_stage)")
 
     # -- configuration --------------------------------------------------------------------------
     def with_boundary(self, **changes) -> Method:
