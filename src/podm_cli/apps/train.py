@@ -37,7 +37,18 @@ def _callbacks(cfg: DictConfig, ckpt_dir: Path) -> list:
     if c.get("lr_monitor"):
         out.append(LearningRateMonitor(logging_interval="step"))
     if c.get("rich_progress"):
-        out.append(RichProgressBar())
+
+        class StepProgressBar(RichProgressBar):
+            """Lightning's bar reads "Epoch 1/-2" when training runs for max_steps (max_epochs=-1)."""
+
+            def _get_train_description(self, current_epoch: int) -> str:
+                max_epochs = self.trainer.max_epochs
+                text = f"Epoch {current_epoch}" + (f"/{max_epochs - 1}" if max_epochs and max_epochs > 0 else "")
+                if self.trainer.max_steps and self.trainer.max_steps > 0:
+                    text += f" (step {self.trainer.global_step}/{self.trainer.max_steps})"
+                return text
+
+        out.append(StepProgressBar())
     return out
 
 
@@ -81,14 +92,20 @@ def check_checkpoint(path) -> None:
 
 
 def _one_log_stream() -> None:
-    """Lightning adds its own console handler; Hydra's already prints and writes train.log: keep one."""
+    """Hydra already prints each log line and writes it to train.log: drop Lightning's own console handlers
+    (which repeat every line as ``INFO: ...`` on stderr), its adverts for other products and a
+    deprecation warning of its own internals."""
     import logging
 
-    for name in ("lightning.pytorch", "lightning.fabric"):
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         lg = logging.getLogger(name)
         for handler in list(lg.handlers):
             if type(handler) is logging.StreamHandler:
                 lg.removeHandler(handler)
+        lg.propagate = True
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(lambda record: "Tip:" not in record.getMessage())
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
 def main(cfg: DictConfig) -> float:
