@@ -25,6 +25,7 @@ Example (a stand-in method; real ones come from ``configs/method/``)::
 from __future__ import annotations
 
 import glob
+import math
 import re
 import tempfile
 import time
@@ -35,7 +36,7 @@ from pathlib import Path
 import torch
 
 from podm_cli.errors import InputError
-from podm_cli.imageio import read_image, write_image
+from podm_cli.imageio import image_size, read_image, write_image
 from podm_cli.kernels import load_kernel, validate_kernel
 from podm_cli.methods.base import Method
 from podm_cli.noise_level import estimate_noise_sigma
@@ -51,7 +52,7 @@ from podm_cli.tiling import (
 )
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-OUTPUT_TAG = "_podm"
+OUTPUT_TAG = "podm"  # output name tag when no method name is given: <stem>_podm.<ext>
 STAGE_TAG = "_stage"
 #: Kernel files looked for beside an image (``IMAGE_kernel.png`` first) or in ``kernel=DIR``.
 KERNEL_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".npy", ".npz", ".mat", ".txt", ".csv", ".dlm")
@@ -124,7 +125,7 @@ class DeblurResult:
 
 
 # ------------------------------------------------------------------------------------------- inputs
-def expand_inputs(items: list[str], output_tags: tuple[str, ...] = (OUTPUT_TAG.lstrip("_"),)) -> list[Path]:
+def expand_inputs(items: list[str], output_tags: tuple[str, ...] = (OUTPUT_TAG,)) -> list[Path]:
     """Files, folders (their images, sorted) and glob patterns -> image paths.
 
     Inside folders and glob matches, kernel images (``*_kernel.*``, ``*_psf.*``) and podm's own outputs
@@ -244,7 +245,7 @@ def _load_job_kernel(path: Path, index: int | None) -> torch.Tensor:
 
 
 def plan_jobs(images: list[Path], kernel: str | None, out_dir: str | None, overwrite: bool,
-              save_stages: bool = False, *, tag: str = OUTPUT_TAG.lstrip("_"), skip_existing: bool = False,
+              save_stages: bool = False, *, tag: str = OUTPUT_TAG, skip_existing: bool = False,
               kernel_index: int | None = None) -> list[DeblurJob]:
     """Pair each image with its kernel and output path (``<stem>_<tag><ext>``, ``tag`` = the method's name),
     refusing what cannot succeed before any work.
@@ -295,7 +296,7 @@ def required_memory_mb(image_shape: tuple[int, int, int], kernel_shape: tuple[in
 
     >>> plan = plan_tiles(1000, 1000, 1, (15, 15), 400.0, tile=None)
     >>> round(required_memory_mb((1, 1000, 1000), (15, 15), 1, plan, 400.0))
-    422
+    427
     """
     c, h, w = image_shape
     decode = h * w * c * (bytes_per_sample + 4 + 4)
@@ -305,6 +306,30 @@ def required_memory_mb(image_shape: tuple[int, int, int], kernel_shape: tuple[in
         work = estimate_bytes(h, w, plan.channel_batch, kernel_shape, bytes_per_pixel)
     restore = FIXED_BYTES_PER_PIXEL * plan.channels * h * w + work
     return max(decode, restore) / 2**20
+
+
+def check_jobs(jobs: list[DeblurJob], method: Method, options: DeblurOptions) -> None:
+    """Decode and check every input of a batch before the first restoration (all or nothing): each image
+    is decoded in full (a damaged file fails here), its kernel checked against its size, and the memory
+    it needs compared with ``options.memory_budget_mb`` (from the file's header, before decoding)."""
+    budget = float(options.memory_budget_mb)
+    for job in jobs:
+        if job.skip:
+            continue
+        kernel = _load_job_kernel(job.kernel, job.kernel_index)
+        channels, height, width, itemsize = image_size(job.image)
+        plan = tile_plan((channels, height, width), kernel, method, options.color, options.tile, options.overlap,
+                         budget)
+        need = required_memory_mb((channels, height, width), tuple(kernel.shape[-2:]), itemsize, plan,
+                                  memory_per_pixel(method))
+        if need > budget:
+            raise InputError(
+                f"{job.image} ({width}x{height}x{channels}) needs about {math.ceil(need)} MB to restore with "
+                f"{method.name}, over memory_budget_mb={budget:g}: raise memory_budget_mb to "
+                f"{math.ceil(need)} or more, or crop or downscale the image")
+        image, _ = read_image(job.image, mode="keep")
+        validate_kernel(kernel, image_shape=tuple(image.shape[-2:]), name=str(job.kernel))
+        del image
 
 
 def _check_writable(folder: Path) -> None:
@@ -461,7 +486,7 @@ def run_job(job: DeblurJob, method: Method, options: DeblurOptions | None = None
     """
     options = options or DeblurOptions()
     image, bit_depth = read_image(job.image, mode="keep")
-    kernel = validate_kernel(load_kernel(job.kernel), image_shape=tuple(image.shape[-2:]), name=str(job.kernel))
+    kernel = validate_kernel(_load_job_kernel(job.kernel, job.kernel_index), image_shape=tuple(image.shape[-2:]), name=str(job.kernel))
     plan = tile_plan(tuple(image.shape), kernel, method, options.color, options.tile, options.overlap,
                      options.memory_budget_mb)
     if on_plan is not None:
