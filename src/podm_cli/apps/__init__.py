@@ -183,7 +183,7 @@ def run_app(command: str, overrides: list[str]) -> int:
         )
         entry()
     except OSError as exc:
-        if state.started:
+        if state.started or exc.filename is None:  # e.g. a closed pipe (podm eval --help | head)
             raise
         # Hydra creates the run directory (and writes .hydra/, the log) before the task starts.
         where = exc.filename or "the run directory"
