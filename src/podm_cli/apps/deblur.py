@@ -12,10 +12,9 @@ from podm_cli.data.locator import data_root
 
 
 def main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from hydra.core.hydra_config import HydraConfig
 
     from podm_cli.apps import config_dir
     from podm_cli.restore import (
