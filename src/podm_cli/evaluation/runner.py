@@ -161,7 +161,8 @@ def method_fingerprint(method: Method, config: dict | None = None) -> str:
 def dataset_fingerprint(dataset) -> str:
     """What determines a protocol's rows: its name (which carries sigma / seed), version, mode and scoring."""
     scoring = dataset.scoring.describe() if hasattr(dataset.scoring, "describe") else str(dataset.scoring)
-    return fingerprint(dataset.protocol, getattr(dataset, "version", None), dataset.mode, scoring)
+    version = getattr(dataset, "version", None) or getattr(getattr(dataset, "spec", None), "version", None)
+    return fingerprint(dataset.protocol, version, dataset.mode, scoring)
 
 
 def _split_name(sample) -> tuple[str, str]:
