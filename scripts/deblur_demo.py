@@ -1,15 +1,18 @@
 #!/usr/bin/env python
-"""Make docs/deblur_demo.md and docs/deblur_demo.png by running `podm deblur` on real blurry photos.
+"""Make docs/deblur_demo.md and docs/deblur_demo.png by running `podm deblur` as a user would.
 
     PODM_DATA=../shared/data python scripts/deblur_demo.py            # a few minutes on 2 CPU cores
+    python scripts/deblur_demo.py --figure-only                        # the figure alone (no data needed)
 
 It runs the command a user would (`podm deblur ...` in a subprocess), on
   * every image of real/ircnn_deblur_set3 with its IMAGE_kernel.png, with hl (fast on a CPU);
   * the 30 images of real/lai2016_real/blurry that have a kernel in real/lai2016_real/kernels
     (`kernel=<that folder>`, the <stem>_<estimator>_psf.png layout), with hl;
   * two small images of the IRCNN set with the default method (IRCNN is slow on a CPU);
-then writes a small before/after figure (downscaled whole frames + 1:1 corner crops, to show the borders)
-and the Markdown page with the commands, the per-image seconds and the sources.
+and writes the Markdown page with the commands, the per-image seconds and the sources. The figure
+(docs/deblur_demo.png) shows no third-party image: it is made from a synthetic scene that this script
+draws, blurs with a random camera-shake kernel (podm_cli.kernels.random_motion_kernel) and restores with
+`podm deblur` (hl and the default IRCNN), so it is podm's own work under podm's licence (MIT).
 """
 
 from __future__ import annotations
@@ -24,13 +27,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 IRCNN_SUBSET = ("eccv3_blurred.png", "real_img2.png")
-# rows of the figure: (set, file, method) -- picked for variety (text, a face, a scene, a building)
-FIGURE = (
-    ("set3", "hanzi.jpg", "hl"),
-    ("set3", "real_img2.png", "ircnn"),
-    ("lai", "building1.jpg", "hl"),
-    ("lai", "lyndsey.jpg", "hl"),
-)
 SUMMARY = re.compile(r"^(?P<image>\S+) -> (?P<output>\S+)\s+(?P<size>\d+x\d+x\d) (?P<depth>\d+)-bit\s+(?P<method>\S+)\s+"
                      r"(?P<seconds>[\d.]+) s\s+sigma (?P<sigma>[\d.]+)/255( \(auto(: estimate (?P<estimate>[\d.]+))?)?")
 
@@ -54,30 +50,65 @@ def lai_images_with_kernels(lai: Path) -> list[Path]:
     return [lai / "blurry" / f"{stem}.jpg" for stem in stems if (lai / "blurry" / f"{stem}.jpg").is_file()]
 
 
-def figure(rows: list[tuple[str, Path, Path]], path: Path, height: int = 150, crop: int = 110) -> None:
-    """One row per image: blurry | restored (whole, downscaled), blurry | restored (top-left corner, 1:1)."""
+def synthetic_scene(height: int = 180, width: int = 260, seed: int = 7):
+    """A colour test scene drawn here (smooth shading, sharp-edged shapes, lines of text): (H, W, 3) uint8."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    from podm_cli.benchmark import _synthetic_photo
+
+    im = Image.fromarray(_synthetic_photo(height, width, seed))
+    draw = ImageDraw.Draw(im)
+    font = ImageFont.load_default()
+    for i, text in enumerate(("PODM / RPODM  Liu et al. 2018", "non-blind deconvolution", "0123456789 abcdefgh")):
+        y = 18 + 52 * i
+        draw.rectangle((8, y - 4, 8 + 7 * len(text) + 8, y + 16), fill=(245, 245, 240))
+        draw.text((12, y), text, fill=(20, 20, 30), font=font)
+    draw.line((0, height - 1, width - 1, 0), fill=(250, 250, 250), width=1)
+    return np.asarray(im)
+
+
+def synthetic_figure(work: Path, docs: Path, threads: int) -> list[str]:
+    """Blur the synthetic scene (valid blur, a random 19 px shake, 1 % noise, 8 bits), restore it with
+    `podm deblur` (hl; the default IRCNN) and write docs/deblur_demo.png:
+    blurry | hl | IRCNN | sharp, with each restoration's PSNR against the sharp scene."""
+    import numpy as np
+    import torch
     from PIL import Image, ImageDraw
 
-    tiles = []
-    for label, blurry, restored in rows:
-        a, b = Image.open(blurry).convert("RGB"), Image.open(restored).convert("RGB")
-        w = round(a.width * height / a.height)
-        whole = [im.resize((w, height), Image.Resampling.LANCZOS) for im in (a, b)]
-        corner = [im.crop((0, 0, crop, crop)).resize((height, height), Image.Resampling.NEAREST) for im in (a, b)]
-        tiles.append((label, whole + corner))
-    width = max(sum(im.width for im in t) for _, t in tiles) + 3 * 4
-    canvas = Image.new("RGB", (width, len(tiles) * (height + 16)), "white")
+    from podm_cli.kernels import random_motion_kernel
+    from podm_cli.physics import Blur, add_gaussian_noise, quantize, valid_offset
+
+    work.mkdir(parents=True, exist_ok=True)
+    sharp = torch.from_numpy(synthetic_scene()).permute(2, 0, 1).to(torch.float64) / 255
+    kernel = random_motion_kernel(19, length=(18, 24), generator=torch.Generator().manual_seed(3))
+    blurred = quantize(add_gaussian_noise(Blur(kernel, "valid")(sharp[:, None])[:, 0], 0.01, seed=0), 8)
+    oy, ox = valid_offset(*kernel.shape)
+    truth = sharp[:, oy:oy + blurred.shape[-2], ox:ox + blurred.shape[-1]]
+    scene = work / "scene.png"
+    Image.fromarray((blurred.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(scene)
+    np.save(work / "scene_kernel.npy", kernel.numpy())
+    common = ["overwrite=true", f"hydra.run.dir={work / 'hydra'}", "sigma=0.01"]
+    rows = run_deblur([str(scene), "method=hl", *common], threads)
+    rows += run_deblur([str(scene), *common], threads)
+    panels = [("blurry", scene)] + [(r["method"], Path(r["output"])) for r in rows]
+    truth_u8 = (truth.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    images = [np.asarray(Image.open(p).convert("RGB")) for _, p in panels] + [truth_u8]
+    labels = []
+    for (name, _), img in zip(panels, images):
+        mse = float(((img.astype(np.float64) - truth_u8) ** 2).mean())
+        labels.append(f"{name} {10 * np.log10(255 ** 2 / mse):.2f} dB")
+    labels.append("sharp")
+    h, w = images[0].shape[:2]
+    canvas = Image.new("RGB", (len(images) * (w + 4) - 4, h + 16), "white")
     draw = ImageDraw.Draw(canvas)
-    y = 0
-    for label, images in tiles:
-        draw.text((2, y + 2), label, fill="black")
-        x = 0
-        for im in images:
-            canvas.paste(im, (x, y + 16))
-            x += im.width + 4
-        y += height + 16
-    palette = canvas.quantize(colors=256, method=Image.Quantize.MEDIANCUT)  # a 256-colour PNG stays small
-    canvas.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG).save(path, optimize=True)
+    for i, (label, img) in enumerate(zip(labels, images)):
+        canvas.paste(Image.fromarray(img), (i * (w + 4), 16))
+        draw.text((i * (w + 4) + 2, 2), label, fill="black")
+    docs.mkdir(parents=True, exist_ok=True)
+    canvas.save(docs / "deblur_demo.png", optimize=True)
+    print("figure: " + ", ".join(labels), flush=True)
+    return labels
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=REPO / "outputs" / "deblur_demo", help="restored images")
     parser.add_argument("--docs", type=Path, default=REPO / "docs")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--figure-only", action="store_true", help="only docs/deblur_demo.png (synthetic)")
     args = parser.parse_args(argv)
+    if args.figure_only:
+        synthetic_figure(args.work / "synthetic", args.docs, args.threads)
+        return 0
     real = data_root() / "real"
     set3, lai = real / "ircnn_deblur_set3", real / "lai2016_real"
     for folder in (set3, lai):
@@ -104,22 +139,13 @@ def main(argv: list[str] | None = None) -> int:
                             args.threads),
     }
     total = time.perf_counter() - start
-    by_name = {(key, Path(r["image"]).name, r["method"]): r for key, rows in results.items() for r in rows}
-    fig_rows = []
-    for key, name, method in FIGURE:
-        found = by_name.get(("ircnn" if method == "ircnn" else key, name, method))
-        if found:
-            source = "IRCNN Deblur_set3" if key == "set3" else "Lai et al. 2016"
-            fig_rows.append((f"{name} ({source}), {method}: blurry | restored; top-left corner 1:1",
-                             Path(found["image"]), Path(found["output"])))
-    args.docs.mkdir(parents=True, exist_ok=True)
-    figure(fig_rows, args.docs / "deblur_demo.png")
-    write_page(args.docs / "deblur_demo.md", results, total, args.threads)
+    labels = synthetic_figure(work / "synthetic", args.docs, args.threads)
+    write_page(args.docs / "deblur_demo.md", results, total, args.threads, labels)
     print(f"wrote {args.docs / 'deblur_demo.md'} and {args.docs / 'deblur_demo.png'} in {total:.0f} s")
     return 0
 
 
-def write_page(path: Path, results: dict, total: float, threads: int) -> None:
+def write_page(path: Path, results: dict, total: float, threads: int, labels: list[str]) -> None:
     import platform
 
     import torch
@@ -138,6 +164,7 @@ def write_page(path: Path, results: dict, total: float, threads: int) -> None:
         return sum(int(a) * int(b) for a, b, _ in (r["size"].split("x") for r in rows)) / 1e6
 
     s3, lai, irc = results["set3"], results["lai"], results["ircnn"]
+    fig = ", ".join(label for label in labels if "dB" in label)
     text = f"""# `podm deblur` on real blurry photos
 
 Made by `PODM_DATA=../shared/data python scripts/deblur_demo.py` (nothing here is edited by hand). It runs
@@ -160,8 +187,7 @@ podm deblur ../shared/data/real/ircnn_deblur_set3/{{{','.join(IRCNN_SUBSET)}}} o
   ({megapixels(s3):.1f} megapixels) would take about {megapixels(s3) * seconds(irc) / max(megapixels(irc), 1e-9) / 3600:.1f} hours with it on this CPU. `color=ycbcr`
   (luminance only) is 3x faster; a GPU (`device=cuda`) far more.
 * **Boundaries.** Every photo is a `valid` observation extended by Liu & Jia's wrap-around before the FFT
-  solves; the right-hand columns of the figure are the top-left corners (110 px, enlarged), where ringing
-  would show.
+  solves (the figure's scene too: look at its borders for ringing).
 * **Noise level** `sigma=auto`: the wavelet (MAD) estimate on each photo, raised to `sigma_min` (0.02, i.e.
   5.1/255, configs/deblur.yaml): the estimate sees only sensor noise, while an estimated kernel, JPEG and
   clipping make the model `y = k * x + n` err by more; IRCNN with the bare estimate (0.74/255 on
@@ -175,7 +201,13 @@ podm deblur ../shared/data/real/ircnn_deblur_set3/{{{','.join(IRCNN_SUBSET)}}} o
 
 ![before/after](deblur_demo.png)
 
-Sources (third-party research data, academic use; only the small derived figure above is in the repo):
+The figure shows no photo of anyone else's: it is a synthetic scene drawn by `scripts/deblur_demo.py`
+(shading, sharp-edged shapes, text), blurred with a random 19 px camera shake (`valid` blur, 1 % noise,
+8 bits) and restored by `podm deblur scene.png method=hl` and `podm deblur scene.png` (IRCNN, RGB),
+`sigma=0.01`; the PSNR above each panel is against the sharp scene ({fig}). Like the rest of podm it is under the MIT licence. `python scripts/deblur_demo.py --figure-only`
+remakes it without any data.
+
+Sources of the photos in the tables (third-party research data, academic use; none of them is in the repo):
 the IRCNN real set is `testsets/Deblur_set3` of Zhang et al., "Learning Deep CNN Denoiser Prior for Image
 Restoration", CVPR 2017 (cszn/IRCNN), with its kernels; the Lai set is the real-image part of Lai et al.,
 "A Comparative Study for Single Image Blind Deblurring", CVPR 2016, with kernels estimated by the methods

@@ -53,7 +53,7 @@ def _deblur_in_process(tmp_path, capfd, monkeypatch, *args):
 def test_deblur_writes_output_beside_input_with_companion_kernel(tmp_path, photo, capfd, monkeypatch):
     proc = _deblur(tmp_path, str(photo), "sigma=0.01")
     assert proc.returncode == 0, proc.stderr
-    out = tmp_path / "photo_podm.png"
+    out = tmp_path / "photo_tv.png"
     restored = np.asarray(Image.open(out))
     assert restored.shape == (64, 72, 3) and restored.dtype == np.uint8
     summary = [line for line in proc.stdout.splitlines() if "->" in line]
@@ -67,7 +67,7 @@ def _expect_one_line_error(proc, fragment, folder):
     assert proc.returncode == 2, proc.stderr
     lines = error_lines(proc)
     assert len(lines) == 1 and fragment in lines[0], proc.stderr
-    assert not list(folder.glob("*_podm*")), "a failed run left an output behind"
+    assert not list(folder.glob("*_tv*")), "a failed run left an output behind"
 
 
 def test_bad_inputs_get_one_line_and_no_output(tmp_path, photo, capfd, monkeypatch):
@@ -194,11 +194,14 @@ def test_kernel_lookup_companion_folder_and_lai_layout(tmp_path):
 
 
 def test_inputs_from_folders_and_globs_skip_kernels_and_outputs(tmp_path):
-    for name in ("a.png", "b.jpg", "a_kernel.png", "a_podm.png", "a_podm_stage03.png", "x_psf.png", "n.txt"):
+    for name in ("a.png", "b.jpg", "a_kernel.png", "a_tv.png", "a_podm_stage03.png", "x_psf.png", "n.txt",
+                 "c_tv.png", "b_2.jpg"):
         (tmp_path / name).write_bytes(b"")
-    assert [p.name for p in expand_inputs([str(tmp_path)])] == ["a.png", "b.jpg"]
-    assert [p.name for p in expand_inputs([str(tmp_path / "*.png")])] == ["a.png"]
-    assert [p.name for p in expand_inputs([str(tmp_path / "a_podm.png")])] == ["a_podm.png"]  # named: taken
+    tags = ("tv", "hl", "podm")
+    # a_tv.png is tv's output for a.png; c_tv.png (no c.png) and b_2.jpg are photos
+    assert [p.name for p in expand_inputs([str(tmp_path)], tags)] == ["a.png", "b.jpg", "b_2.jpg", "c_tv.png"]
+    assert [p.name for p in expand_inputs([str(tmp_path / "*.png")], tags)] == ["a.png", "c_tv.png"]
+    assert [p.name for p in expand_inputs([str(tmp_path / "a_tv.png")])] == ["a_tv.png"]  # named: taken
     with pytest.raises(InputError, match="no file matches"):
         expand_inputs([str(tmp_path / "*.tif")])
 
@@ -225,14 +228,13 @@ def test_cli_folder_glob_out_dir_and_bit_depths(tmp_path, monkeypatch, capsys):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     out = tmp_path / "restored"
-    assert sorted(p.name for p in out.iterdir()) == ["deep_podm.png", "grey_podm.png", "scan_podm.tif",
-                                                     "snap_podm.jpg"]
-    deep = cv2.imread(str(out / "deep_podm.png"), cv2.IMREAD_UNCHANGED)
+    assert sorted(p.name for p in out.iterdir()) == ["deep_hl.png", "grey_hl.png", "scan_hl.tif", "snap_hl.jpg"]
+    deep = cv2.imread(str(out / "deep_hl.png"), cv2.IMREAD_UNCHANGED)
     assert deep.dtype == np.uint16 and deep.shape == (60, 70, 3)
     assert len(np.unique(deep)) > 1000  # really 16-bit levels, not 8-bit ones scaled
-    assert tifffile.imread(out / "scan_podm.tif").dtype == np.uint16
-    assert np.asarray(Image.open(out / "grey_podm.png")).dtype == np.uint8
-    assert Image.open(out / "snap_podm.jpg").format == "JPEG"
+    assert tifffile.imread(out / "scan_hl.tif").dtype == np.uint16
+    assert np.asarray(Image.open(out / "grey_hl.png")).dtype == np.uint8
+    assert Image.open(out / "snap_hl.jpg").format == "JPEG"
     lines = [line for line in captured.out.splitlines() if "->" in line]
     assert len(lines) == 4 and "70x60x3 16-bit" in next(line for line in lines if "deep" in line)
     assert all("sigma 1.02/255" in line and " s  " in line for line in lines)
@@ -248,3 +250,94 @@ def test_auto_sigma_is_estimated_once_and_floored_by_sigma_min():
     assert floored == 0.05 and info["sigma_estimate"] < 0.05
     _, given = restore_image(image, torch.ones(3, 3) / 9, IdentityMethod(), 0.001, sigma_min=0.05)
     assert given == 0.001  # a number given is used as it is
+
+
+def test_batch_is_all_or_nothing_a_broken_image_stops_it_before_any_output(tmp_path, photo, capfd, monkeypatch):
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / "a.png").write_bytes(photo.read_bytes())
+    (batch / "b.png").write_bytes(photo.read_bytes()[:300])  # header fine, pixel data cut short
+    proc = _deblur_in_process(tmp_path, capfd, monkeypatch, str(batch), f"kernel={tmp_path / 'photo_kernel.png'}",
+                              "sigma=0.01")
+    assert proc.returncode == 2 and "b.png" in error_lines(proc)[0], proc.stderr
+    assert sorted(p.name for p in batch.iterdir()) == ["a.png", "b.png"]  # a_tv.png was never written
+
+
+def _main(tmp_path, capfd, monkeypatch, *args):
+    """``podm deblur ARGS`` in this interpreter, without the FAST method settings."""
+    from types import SimpleNamespace
+
+    from podm_cli.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    capfd.readouterr()
+    code = main(["deblur", *args, f"hydra.run.dir={tmp_path / 'run'}"])
+    out, err = capfd.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out, stderr=err)
+
+
+def test_outputs_named_by_method_and_skip_existing(tmp_path, photo, capfd, monkeypatch):
+    for method in ("hl", "tv"):
+        proc = _main(tmp_path, capfd, monkeypatch, str(photo), "sigma=0.01", f"method={method}", "method.max_iter=5"
+                     if method == "tv" else "method.beta_max=8")
+        assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "photo_hl.png").is_file() and (tmp_path / "photo_tv.png").is_file()  # no collision
+    # a re-run over the folder: hl's and tv's outputs are not inputs, the existing output is skipped
+    before = (tmp_path / "photo_hl.png").stat().st_mtime_ns
+    proc = _main(tmp_path, capfd, monkeypatch, str(tmp_path), "sigma=0.01", "method=hl", "skip_existing=true")
+    assert proc.returncode == 0, proc.stderr
+    assert "skipped" in proc.stdout and "photo_hl.png exists" in proc.stdout
+    assert (tmp_path / "photo_hl.png").stat().st_mtime_ns == before
+    refused = _main(tmp_path, capfd, monkeypatch, str(tmp_path), "sigma=0.01", "method=hl")
+    assert refused.returncode == 2 and "skip_existing=true" in error_lines(refused)[0]
+
+
+def test_one_kernel_of_a_multi_kernel_file(tmp_path, photo, capfd, monkeypatch):
+    g = np.random.default_rng(3)
+    stack = g.random((3, 7, 7))
+    np.save(tmp_path / "stack.npy", stack)
+    np.save(tmp_path / "second.npy", stack[1])
+    fast = ["sigma=0.01", "method=hl", "method.beta_max=8"]
+    runs = {"single": ["kernel=second.npy", "out=single"], "colon": ["kernel=stack.npy:1", "out=colon"],
+            "index": ["kernel=stack.npy", "kernel_index=1", "out=index"]}
+    for name, args in runs.items():
+        proc = _main(tmp_path, capfd, monkeypatch, str(photo), *args, *fast)
+        assert proc.returncode == 0, (name, proc.stderr)
+    single = np.asarray(Image.open(tmp_path / "single" / "photo_hl.png"))
+    for name in ("colon", "index"):
+        assert np.array_equal(np.asarray(Image.open(tmp_path / name / "photo_hl.png")), single), name
+    proc = _main(tmp_path, capfd, monkeypatch, str(photo), "kernel=stack.npy", "out=none", *fast)
+    assert proc.returncode == 2 and "kernel_index=INDEX" in error_lines(proc)[0], proc.stderr
+    proc = _main(tmp_path, capfd, monkeypatch, str(photo), "kernel=stack.npy:7", "out=none", *fast)
+    assert proc.returncode == 2 and "out of range" in error_lines(proc)[0], proc.stderr
+
+
+def test_memory_budget_is_kept_or_refused_in_one_line(tmp_path, capfd, monkeypatch):
+    g = np.random.default_rng(4)
+    Image.fromarray((g.random((1200, 1500)) * 255).astype(np.uint8)).save(tmp_path / "big.png")
+    np.save(tmp_path / "big_kernel.npy", np.ones((9, 9)))
+    proc = _main(tmp_path, capfd, monkeypatch, str(tmp_path / "big.png"), "method=hl", "sigma=0.01",
+                 "memory_budget_mb=20")
+    assert proc.returncode == 2, proc.stderr
+    lines = error_lines(proc)
+    assert len(lines) == 1 and "needs about" in lines[0] and "memory_budget_mb=20" in lines[0], lines
+    need = int(lines[0].split("needs about ")[1].split()[0])
+    assert 48 < need < 1000  # 1.8 Mpx: 28 B/px of whole-image buffers alone are 48 MB
+    assert not (tmp_path / "big_hl.png").exists()
+
+
+def test_decompression_bomb_warning_is_not_shown(tmp_path, monkeypatch):
+    import warnings
+
+    from podm_cli.imageio import image_size, read_image
+
+    Image.fromarray(np.zeros((60, 50), np.uint8)).save(tmp_path / "x.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # 3000 px: over Pillow's warning limit, under 2x
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert image_size(tmp_path / "x.png") == (1, 60, 50, 1)
+        assert tuple(read_image(tmp_path / "x.png", mode="keep")[0].shape) == (1, 60, 50)
+    assert not [w for w in caught if "Decompression" in type(w.message).__name__], caught
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # over 2x: Pillow refuses, podm says so in one line
+    with pytest.raises(InputError, match="too large to decode safely"):
+        read_image(tmp_path / "x.png")

@@ -82,3 +82,47 @@ def test_bad_training_input_is_one_line_exit_2(tmp_path, data_dir, cache, overri
     lines = error_lines(proc)
     assert len(lines) == 1 and fragment in lines[0], lines
     assert not (tmp_path / "bad" / "rpodm.pt").exists()
+
+
+class _Payload:
+    """Unpickling this would run ``os.system``: a safe load must refuse it without running anything."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch PWNED",))
+
+
+@pytest.mark.parametrize("kind", ["text", "payload", "not_lightning"])
+def test_bad_checkpoint_is_refused_before_training(tmp_path, data_dir, cache, kind):
+    import pickle
+
+    ckpt = tmp_path / "last.ckpt"
+    if kind == "text":
+        ckpt.write_text("this is not a checkpoint\n")
+    elif kind == "payload":
+        ckpt.write_bytes(pickle.dumps({"state_dict": _Payload()}))
+    else:
+        torch.save({"weights": torch.zeros(3)}, ckpt)
+    proc = _train(tmp_path, data_dir, cache, tmp_path / "bad", f"ckpt_path={ckpt}")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = error_lines(proc)
+    assert len(lines) == 1 and f"ckpt_path {ckpt}" in lines[0], lines
+    assert "weights_only=False" not in proc.stderr and "\x1b[" not in proc.stderr
+    assert not (tmp_path / "PWNED").exists()
+    assert not (tmp_path / "bad").exists()  # refused before training: no run directory is left behind
+    expected = {"text": "not a torch checkpoint", "payload": "Python objects", "not_lightning": "no state_dict"}
+    assert expected[kind] in lines[0]
+
+
+def test_train_logs_each_line_once_without_adverts(tmp_path, data_dir, cache):
+    proc = _train(tmp_path, data_dir, cache, tmp_path / "run", "callbacks.rich_progress=true")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout + proc.stderr
+    assert "Epoch 1/-2" not in out and "/-" not in out.replace("--", "")
+    assert "litmodels" not in out and "Tip:" not in out
+    messages = [line.split("] ", 1)[-1] for line in proc.stdout.splitlines() + proc.stderr.splitlines()
+                if line.strip() and "━" not in line]
+    repeated = {m for m in messages if messages.count(m) > 1 and len(m) > 20}
+    assert not repeated, repeated
+    assert not [p for p in (tmp_path / "run").glob("*.log") if p.stat().st_size == 0]

@@ -24,6 +24,7 @@ HYDRA_COMMANDS = {
 }
 OTHER_COMMANDS = {
     "data": "fetch / locate datasets and weights (podm data fetch levin --source DIR|URL)",
+    "list": "what there is to choose from: podm list methods | datasets | experiments",
 }
 
 USAGE = """usage: podm <command> [hydra overrides | --help | --cfg job | -m ...]
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"podm {__version__}")
         return 0
     command, rest = argv[0], argv[1:]
+    if command == "list":
+        return _guarded(lambda: list_choices(rest), command)
     if command == "data":
         from podm_cli.apps.data import main as data_main
 
@@ -64,6 +67,67 @@ def main(argv: list[str] | None = None) -> int:
     from podm_cli.apps import run_app
 
     return _guarded(lambda: run_app(command, rest), command)
+
+
+LIST_KINDS = ("methods", "datasets", "experiments")
+
+
+def _yaml_summary(path) -> str:
+    """The first comment line of a config file (``# @package`` lines skipped), shortened to one clause."""
+    for line in path.read_text().splitlines():
+        text = line.lstrip("# ").strip()
+        if not line.startswith("#") or not text or text.startswith("@package"):
+            continue
+        return text if len(text) <= 80 else text[:77].rsplit(" ", 1)[0] + " ..."
+    return ""
+
+
+def list_choices(args: list[str]) -> int:
+    """``podm list methods|datasets|experiments``: one line each, the defaults marked."""
+    import yaml
+
+    from podm_cli.apps import config_dir
+    from podm_cli.errors import PodmError
+
+    if len(args) != 1 or args[0] not in LIST_KINDS:
+        raise PodmError(f"usage: podm list {'|'.join(LIST_KINDS)}")
+    kind, configs = args[0], config_dir()
+    eval_cfg = yaml.safe_load((configs / "eval.yaml").read_text())
+    suite = eval_cfg["suites"][eval_cfg["suite"]]
+    deblur_defaults = yaml.safe_load((configs / "deblur.yaml").read_text())["defaults"]
+    deblur_method = next(d["method"] for d in deblur_defaults if isinstance(d, dict) and "method" in d)
+    rows = []
+    if kind == "methods":
+        for path in sorted((configs / "method").glob("*.yaml")):
+            marks = [m for m, on in (("eval default", path.stem in (suite["methods"] or [path.stem])),
+                                     ("deblur default", path.stem == deblur_method)) if on]
+            rows.append((path.stem, marks, _yaml_summary(path)))
+    elif kind == "datasets":
+        from podm_cli.data.datasets import PROTOCOLS
+
+        defaults = suite["datasets"]
+        for name, spec in PROTOCOLS.items():
+            marks = []
+            if name in defaults:
+                count = defaults[name]
+                marks.append("eval default" + (f", first {count}" if count else ""))
+            note = spec.note if len(spec.note) <= 80 else spec.note[:77].rsplit(" ", 1)[0] + " ..."
+            rows.append((name, marks, note))
+    else:
+        for path in sorted((configs / "experiment").glob("*.yaml")):
+            rows.append((path.stem, [], _yaml_summary(path)))
+    width = max(len(name) for name, _, _ in rows)
+    for name, marks, text in rows:
+        flag = "*" if marks else " "
+        mark = f" [{'; '.join(marks)}]" if marks else ""
+        print(f"{flag} {name:<{width}}  {text}{mark}")
+    if kind == "methods":
+        print("* = a default: `podm eval` (suite=cpu) runs the eval defaults, `podm deblur` the deblur default")
+    elif kind == "datasets":
+        print("* = in `podm eval`'s default suite (suite=cpu); sun falls back to sun_substitute without Sun's data")
+    else:
+        print("use as: podm train +experiment=NAME")
+    return 0
 
 
 def _guarded(call, command: str) -> int:

@@ -26,7 +26,7 @@ import torch
 
 from podm_cli.errors import InputError
 
-__all__ = ["IMAGE_SUFFIXES", "read_image", "write_image"]
+__all__ = ["IMAGE_SUFFIXES", "image_size", "read_image", "write_image"]
 
 #: File suffixes :func:`write_image` can write (lower case).
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
@@ -66,7 +66,9 @@ def read_image(path, mode: str = "gray") -> tuple[torch.Tensor, int]:
     """
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
-    arr, bit_depth = _load_array(path)
+    # float32 samples (exactly the float64 values rounded once: an integer over 255 or 65535 is correctly
+    # rounded either way) halve the peak memory of large images; the luma of colour is computed in float64.
+    arr, bit_depth = _load_array(path, np.float64 if mode == "gray" else np.float32)
     if mode == "gray" and arr.shape[2] == 3:
         arr = (arr @ _LUMA_601)[:, :, None]
     elif mode == "rgb" and arr.shape[2] == 1:
@@ -75,8 +77,72 @@ def read_image(path, mode: str = "gray") -> tuple[torch.Tensor, int]:
     return x.clamp_(0.0, 1.0), bit_depth
 
 
-def _load_array(path) -> tuple[np.ndarray, int]:
-    """Decode ``path`` to a float64 ``(H, W, C)`` array in [0, 1] with C = 1 or 3 (alpha dropped)."""
+def image_size(path) -> tuple[int, int, int, int]:
+    """``(channels, height, width, bytes per sample)`` of an image file from its header, without decoding
+    its pixels (channels as :func:`read_image` with ``mode="keep"`` returns them; alpha dropped).
+
+    Used to refuse an image too large for a memory budget before decoding it.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"image file not found: {p}" if not p.exists() else f"not an image file: {p}")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(33)
+    except OSError as e:
+        raise InputError(f"cannot read image {p}: {e.strerror or e}") from e
+    if head.startswith(_PNG_SIGNATURE) and len(head) >= 33 and head[12:16] == b"IHDR":
+        width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        channels = 1 if head[25] in (0, 4) else 3
+        return channels, height, width, 2 if head[24] == 16 else 1
+    if head[:4] in _TIFF_MAGICS:
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(p) as tif:
+                page = tif.pages[0]
+                shape, itemsize = page.shape, np.dtype(page.dtype).itemsize
+        except Exception as e:  # noqa: BLE001 - any parser failure is the file's
+            raise InputError(f"cannot read TIFF image {p}: {_reason(e)}") from e
+        if len(shape) == 2:
+            (height, width), bands = shape, 1
+        elif shape[-1] <= 4:
+            height, width, bands = shape[-3], shape[-2], shape[-1]
+        else:  # planar (separate) sample layout
+            bands, height, width = shape[-3], shape[-2], shape[-1]
+        return (1 if bands in (1, 2) else 3), int(height), int(width), itemsize
+    from PIL import Image
+
+    try:
+        with _no_bomb_warning(), Image.open(p) as im:
+            bands, (width, height), mode = len(im.getbands()), im.size, im.mode
+    except Image.DecompressionBombError as e:
+        raise InputError(f"image {p} is too large to decode safely: {_reason(e)}") from e
+    except Exception as e:  # noqa: BLE001 - Pillow raises many kinds for a bad file
+        raise InputError(f"cannot read image {p}: {_reason(e)}") from e
+    itemsize = 4 if mode in ("I", "F") else 2 if mode.startswith("I;16") else 1
+    return (1 if bands in (1, 2) and mode not in ("P", "PA") else 3), height, width, itemsize
+
+
+def _no_bomb_warning():
+    """Pillow's ``DecompressionBombWarning`` (images over ~89 megapixels) is not shown: podm checks the
+    memory an image needs against ``memory_budget_mb`` itself and says so in its own words."""
+    import warnings
+    from contextlib import contextmanager
+
+    from PIL import Image
+
+    @contextmanager
+    def quiet():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+
+    return quiet()
+
+
+def _load_array(path, dtype=np.float64) -> tuple[np.ndarray, int]:
+    """Decode ``path`` to a ``dtype`` ``(H, W, C)`` array in [0, 1] with C = 1 or 3 (alpha dropped)."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"image file not found: {p}")
@@ -91,11 +157,11 @@ def _load_array(path) -> tuple[np.ndarray, int]:
         raise InputError(f"cannot read image {p}: the file is empty")
 
     if head.startswith(_PNG_SIGNATURE) and len(head) >= 33 and head[12:16] == b"IHDR" and head[24] == 16:
-        arr, bit_depth = _read_png16(p, head[25])  # Pillow would drop 16-bit colour to 8 bits
+        arr, bit_depth = _read_png16(p, head[25], dtype)  # Pillow would drop 16-bit colour to 8 bits
     elif head[:4] in _TIFF_MAGICS:
-        arr, bit_depth = _read_tiff(p)
+        arr, bit_depth = _read_tiff(p, dtype)
     else:
-        arr, bit_depth = _read_pillow(p)
+        arr, bit_depth = _read_pillow(p, dtype)
 
     if arr.ndim == 2:
         arr = arr[:, :, None]
@@ -108,48 +174,59 @@ def _load_array(path) -> tuple[np.ndarray, int]:
     return arr, bit_depth
 
 
-def _to_unit(a: np.ndarray, where: Path) -> tuple[np.ndarray, int]:
-    """Integer / bool / float sample array -> float64 in [0, 1] and its bit depth (8 or 16)."""
+def _to_unit(a: np.ndarray, where: Path, dtype=np.float64) -> tuple[np.ndarray, int]:
+    """Integer / bool / float sample array -> ``dtype`` in [0, 1] and its bit depth (8 or 16)."""
     if a.dtype == np.bool_:
-        return a.astype(np.float64), 8
+        return a.astype(dtype), 8
     if a.dtype == np.uint8:
-        return a.astype(np.float64) / 255.0, 8
+        out = a.astype(dtype)
+        out /= 255.0
+        return out, 8
     if a.dtype == np.uint16:
-        return a.astype(np.float64) / 65535.0, 16
+        out = a.astype(dtype)
+        out /= 65535.0
+        return out, 16
     if np.issubdtype(a.dtype, np.integer):
         # e.g. Pillow's 32-bit "I" mode (old 16-bit PNG path) or signed TIFF samples: assume 16-bit range.
-        return np.clip(a.astype(np.float64), 0, 65535) / 65535.0, 16
+        return (np.clip(a.astype(np.float64), 0, 65535) / 65535.0).astype(dtype, copy=False), 16
     if np.issubdtype(a.dtype, np.floating):
         a = a.astype(np.float64)
         if not np.isfinite(a).all():
             raise InputError(f"image {where} contains NaN or infinite values")
-        return np.clip(a, 0.0, 1.0), 16
+        return np.clip(a, 0.0, 1.0).astype(dtype, copy=False), 16
     raise InputError(f"unsupported sample type {a.dtype} in image {where}")
 
 
-def _read_pillow(p: Path) -> tuple[np.ndarray, int]:
+def _read_pillow(p: Path, dtype=np.float64) -> tuple[np.ndarray, int]:
     from PIL import Image
 
     try:
-        with Image.open(p) as im:
-            fmt = im.format
-        if fmt == "PNG":
-            # verify() checks every chunk's CRC and that the file is complete, independently of Pillow's
-            # global LOAD_TRUNCATED_IMAGES switch; the image must be reopened afterwards.
-            with Image.open(p) as im:
-                im.verify()
-        with Image.open(p) as im:
-            im.load()  # force the full decode here: truncated data fails now, not later
-            return _pillow_to_array(im, p)
+        with _no_bomb_warning():
+            return _read_pillow_checked(p, dtype)
     except InputError:
         raise
     except Image.DecompressionBombError as e:
-        raise InputError(f"image {p} is too large to decode safely: {e}") from e
+        raise InputError(f"image {p} is too large to decode safely: {_reason(e)}") from e
     except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, struct.error, zlib.error, ...
         raise InputError(f"cannot read image {p}: {_reason(e)}") from e
 
 
-def _pillow_to_array(im, p: Path) -> tuple[np.ndarray, int]:
+def _read_pillow_checked(p: Path, dtype) -> tuple[np.ndarray, int]:
+    from PIL import Image
+
+    with Image.open(p) as im:
+        fmt = im.format
+    if fmt == "PNG":
+        # verify() checks every chunk's CRC and that the file is complete, independently of Pillow's
+        # global LOAD_TRUNCATED_IMAGES switch; the image must be reopened afterwards.
+        with Image.open(p) as im:
+            im.verify()
+    with Image.open(p) as im:
+        im.load()  # force the full decode here: truncated data fails now, not later
+        return _pillow_to_array(im, p, dtype)
+
+
+def _pillow_to_array(im, p: Path, dtype=np.float64) -> tuple[np.ndarray, int]:
     mode = im.mode
     if mode == "1":
         im, mode = im.convert("L"), "L"
@@ -159,10 +236,10 @@ def _pillow_to_array(im, p: Path) -> tuple[np.ndarray, int]:
         mode = im.mode
     elif mode not in ("L", "LA", "RGB", "RGBA", "I", "F") and not mode.startswith("I;16"):
         im, mode = im.convert("RGB"), "RGB"  # CMYK, YCbCr, LAB, HSV, RGBX, ...
-    return _to_unit(np.asarray(im), p)
+    return _to_unit(np.asarray(im), p, dtype)
 
 
-def _read_tiff(p: Path) -> tuple[np.ndarray, int]:
+def _read_tiff(p: Path, dtype=np.float64) -> tuple[np.ndarray, int]:
     import tifffile
 
     try:
@@ -170,7 +247,7 @@ def _read_tiff(p: Path) -> tuple[np.ndarray, int]:
     except Exception as tiff_error:  # noqa: BLE001 - any decoder failure is the file's
         # tifffile needs the optional imagecodecs for some compressions (LZW, JPEG, ...): try Pillow.
         try:
-            return _read_pillow(p)
+            return _read_pillow(p, dtype)
         except InputError:
             raise InputError(f"cannot read TIFF image {p}: {_reason(tiff_error)}") from tiff_error
     a = np.asarray(a)
@@ -178,7 +255,7 @@ def _read_tiff(p: Path) -> tuple[np.ndarray, int]:
         a = np.moveaxis(a, 0, -1)  # planar (separate) sample layout
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (1, 2, 3, 4)):
         raise InputError(f"unsupported TIFF layout {a.shape} in {p} (expected H x W or H x W x 1..4)")
-    return _to_unit(a, p)
+    return _to_unit(a, p, dtype)
 
 
 def _reason(e: BaseException) -> str:
@@ -188,7 +265,7 @@ def _reason(e: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------------------------- 16-bit PNG
-def _read_png16(p: Path, colour_type: int) -> tuple[np.ndarray, int]:
+def _read_png16(p: Path, colour_type: int, dtype=np.float64) -> tuple[np.ndarray, int]:
     """Decode a 16-bit PNG with OpenCV (libpng); returns RGB / grey (+ alpha) samples in [0, 1] and 16."""
     import cv2
     from PIL import Image
@@ -196,10 +273,10 @@ def _read_png16(p: Path, colour_type: int) -> tuple[np.ndarray, int]:
     try:
         # Structure first: every chunk's CRC and the IEND chunk are checked, so a truncated or damaged file
         # fails here with a reason (cv2.imdecode only says None); no pixels are decoded by this step.
-        with Image.open(p) as im:
+        with _no_bomb_warning(), Image.open(p) as im:
             im.verify()
     except Image.DecompressionBombError as e:
-        raise InputError(f"image {p} is too large to decode safely: {e}") from e
+        raise InputError(f"image {p} is too large to decode safely: {_reason(e)}") from e
     except Exception as e:  # Pillow raises OSError, SyntaxError, struct.error, ...
         raise InputError(f"cannot read image {p}: {_reason(e)}") from e
     try:
@@ -217,7 +294,7 @@ def _read_png16(p: Path, colour_type: int) -> tuple[np.ndarray, int]:
             a = a[:, :, 0]
         else:
             a = a[:, :, 2::-1]  # BGR(A) -> RGB, alpha dropped
-    return _to_unit(a, p)
+    return _to_unit(a, p, dtype)
 
 
 # ----------------------------------------------------------------------------------------------- writing
@@ -261,9 +338,7 @@ def write_image(path, x, bit_depth: int = 8, overwrite: bool = False) -> Path:
     if bit_depth == 16 and suffix in (".jpg", ".jpeg", ".bmp"):
         raise InputError(f"cannot write {p}: {suffix} supports only 8-bit images (use .png or .tif)")
 
-    a = _as_hwc(x, p)
-    levels = 2 ** bit_depth - 1
-    q = np.rint(np.clip(a, 0.0, 1.0) * levels).astype(np.uint16 if bit_depth == 16 else np.uint8)
+    q = _quantize(x, p, bit_depth)
 
     def writer(fh) -> None:
         if suffix in (".tif", ".tiff"):
@@ -288,21 +363,28 @@ def write_image(path, x, bit_depth: int = 8, overwrite: bool = False) -> Path:
     return p
 
 
-def _as_hwc(x, p: Path) -> np.ndarray:
-    """(C, H, W) / (H, W) / (1, C, H, W) tensor or array -> float64 (H, W, C), checked."""
-    if isinstance(x, torch.Tensor):
-        x = x.detach().to("cpu", torch.float64).numpy()
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim == 4 and a.shape[0] == 1:
+def _quantize(x, p: Path, bit_depth: int, rows_per_block: int = 256) -> np.ndarray:
+    """(C, H, W) / (H, W) / (1, C, H, W) tensor or array in [0, 1] -> (H, W, C) integers of ``bit_depth``,
+    checked (shape, finite values), in blocks of rows: a large image never has a whole float64 copy."""
+    a = x.detach().cpu() if isinstance(x, torch.Tensor) else np.asarray(x)
+    shape = tuple(a.shape)
+    if len(shape) == 4 and shape[0] == 1:
         a = a[0]
-    if a.ndim == 2:
+    if len(a.shape) == 2:
         a = a[None]
-    if a.ndim != 3 or a.shape[0] not in (1, 3) or a.shape[1] == 0 or a.shape[2] == 0:
+    if len(a.shape) != 3 or a.shape[0] not in (1, 3) or a.shape[1] == 0 or a.shape[2] == 0:
         raise InputError(f"cannot write {p}: expected an image (C, H, W) with C = 1 or 3 or (H, W), "
-                         f"got shape {tuple(np.shape(x))}")
-    if not np.isfinite(a).all():
-        raise InputError(f"cannot write {p}: the image contains NaN or infinite values")
-    return a.transpose(1, 2, 0)
+                         f"got shape {shape}")
+    c, h, w = a.shape
+    levels = 2 ** bit_depth - 1
+    q = np.empty((h, w, c), np.uint16 if bit_depth == 16 else np.uint8)
+    for top in range(0, h, rows_per_block):
+        block = a[:, top:top + rows_per_block]
+        block = block.to(torch.float64).numpy() if isinstance(block, torch.Tensor) else block.astype(np.float64)
+        if not np.isfinite(block).all():
+            raise InputError(f"cannot write {p}: the image contains NaN or infinite values")
+        q[top:top + rows_per_block] = np.rint(np.clip(block, 0.0, 1.0) * levels).transpose(1, 2, 0)
+    return q
 
 
 def _atomic_write(p: Path, writer, overwrite: bool) -> None:

@@ -25,6 +25,7 @@ Example (a stand-in method; real ones come from ``configs/method/``)::
 from __future__ import annotations
 
 import glob
+import math
 import re
 import tempfile
 import time
@@ -35,14 +36,23 @@ from pathlib import Path
 import torch
 
 from podm_cli.errors import InputError
-from podm_cli.imageio import read_image, write_image
+from podm_cli.imageio import image_size, read_image, write_image
 from podm_cli.kernels import load_kernel, validate_kernel
 from podm_cli.methods.base import Method
 from podm_cli.noise_level import estimate_noise_sigma
-from podm_cli.tiling import StageBlender, TilePlan, blend_tiles, extend_whole, memory_per_pixel, plan_tiles
+from podm_cli.tiling import (
+    FIXED_BYTES_PER_PIXEL,
+    StageBlender,
+    TilePlan,
+    blend_tiles,
+    estimate_bytes,
+    extend_whole,
+    memory_per_pixel,
+    plan_tiles,
+)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-OUTPUT_TAG = "_podm"
+OUTPUT_TAG = "podm"  # output name tag when no method name is given: <stem>_podm.<ext>
 STAGE_TAG = "_stage"
 #: Kernel files looked for beside an image (``IMAGE_kernel.png`` first) or in ``kernel=DIR``.
 KERNEL_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".npy", ".npz", ".mat", ".txt", ".csv", ".dlm")
@@ -54,6 +64,8 @@ class DeblurJob:
     image: Path
     kernel: Path
     output: Path
+    kernel_index: int | None = None  # which kernel of a file holding several (0-based)
+    skip: bool = False  # the output exists and skip_existing was asked for
 
     @property
     def stage_pattern(self) -> str:
@@ -77,6 +89,7 @@ class DeblurOptions:
     memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB
     save_stages: bool = False
     overwrite: bool = False
+    skip_existing: bool = False
 
 
 @dataclass
@@ -112,23 +125,24 @@ class DeblurResult:
 
 
 # ------------------------------------------------------------------------------------------- inputs
-def expand_inputs(items: list[str]) -> list[Path]:
+def expand_inputs(items: list[str], output_tags: tuple[str, ...] = (OUTPUT_TAG,)) -> list[Path]:
     """Files, folders (their images, sorted) and glob patterns -> image paths.
 
     Inside folders and glob matches, kernel images (``*_kernel.*``, ``*_psf.*``) and podm's own outputs
-    (``*_podm.*``, ``*_podm_stageNN.*``) are skipped; a file named explicitly is always taken.
+    are skipped: ``<stem>_<tag>.*`` and ``<stem>_<tag>_stageNN.*`` for a method name in ``output_tags``
+    when ``<stem>.*`` is among the images; a file named explicitly is always taken.
     """
     paths: list[Path] = []
     for item in items:
         p = Path(item)
         if p.is_dir():
             found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
-            found = [q for q in found if not _is_companion(q)]
+            found = _drop_companions(found, output_tags)
         elif any(ch in item for ch in "*?[") and not p.exists():
             found = sorted(Path(q) for q in glob.glob(item))
             if not found:
                 raise InputError(f"no file matches {item}")
-            found = [q for q in found if not _is_companion(q)]
+            found = _drop_companions(found, output_tags)
         elif p.exists():
             found = [p]
         else:
@@ -139,13 +153,25 @@ def expand_inputs(items: list[str]) -> list[Path]:
     return list(dict.fromkeys(paths))
 
 
-_OUTPUT_STEM = re.compile(rf"{OUTPUT_TAG}({STAGE_TAG}\d+)?$")
+def _drop_companions(found: list[Path], output_tags: tuple[str, ...]) -> list[Path]:
+    """Kernel images beside the photos and our own outputs (``photo_hl.png`` beside ``photo.png``) are not
+    inputs.
 
+    >>> names = ["a.png", "a_hl.png", "a_podm_stage01.png", "b_hl.png", "c_kernel.png", "a_2.png"]
+    >>> [p.name for p in _drop_companions([Path(n) for n in names], ("hl", "podm"))]
+    ['a.png', 'b_hl.png', 'a_2.png']
+    """
+    stems = {(q.parent, q.stem) for q in found}
+    tags = "|".join(re.escape(t) for t in sorted(output_tags, key=len, reverse=True))
+    output = re.compile(rf"^(?P<stem>.+)_(?:{tags})({STAGE_TAG}\d+)?$") if tags else None
 
-def _is_companion(path: Path) -> bool:
-    """Kernel images beside the photos and our own outputs are not inputs."""
-    stem = path.stem.lower()
-    return stem.endswith(("_kernel", "_psf")) or bool(_OUTPUT_STEM.search(stem))
+    def companion(q: Path) -> bool:
+        if q.stem.lower().endswith(("_kernel", "_psf")):
+            return True
+        m = output.match(q.stem) if output else None
+        return bool(m) and (q.parent, m.group("stem")) in stems
+
+    return [q for q in found if not companion(q)]
 
 
 def find_kernel(image: Path, kernel: str | None) -> Path:
@@ -181,14 +207,55 @@ def find_kernel(image: Path, kernel: str | None) -> Path:
                      f"beside it")
 
 
-def plan_jobs(images: list[Path], kernel: str | None, out_dir: str | None, overwrite: bool,
-              save_stages: bool = False) -> list[DeblurJob]:
-    """Pair each image with its kernel and output path, refusing what cannot succeed before any work.
+def parse_kernel_spec(kernel: str | None, kernel_index=None) -> tuple[str | None, int | None]:
+    """``kernel=FILE`` with ``kernel_index=N``, or ``kernel=FILE:N``: (file, 0-based index or None).
 
-    Every kernel is loaded and validated here (empty, all-zero, NaN, negative), every output folder is
-    proven writable, and existing outputs (and stage files with ``save_stages``) are refused unless
-    ``overwrite``; checks that need the image's size happen when it is read.
+    >>> parse_kernel_spec("Levin09.mat:3")
+    ('Levin09.mat', 3)
+    >>> parse_kernel_spec("k.png", 2)
+    ('k.png', 2)
     """
+    index = None
+    if kernel_index is not None:
+        try:
+            index = int(kernel_index)
+        except (TypeError, ValueError):
+            raise InputError(f"kernel_index must be a whole number (0 = the first kernel), got {kernel_index!r}") from None
+        if index < 0 or index != float(kernel_index):
+            raise InputError(f"kernel_index must be a whole number >= 0 (0 = the first kernel), got {kernel_index!r}")
+    if kernel is not None:
+        kernel = str(kernel)
+        match = re.fullmatch(r"(.+):(\d+)", kernel)
+        if match and not Path(kernel).exists():
+            if index is not None and index != int(match.group(2)):
+                raise InputError(f"kernel={kernel} and kernel_index={index} disagree: give the index once")
+            kernel, index = match.group(1), int(match.group(2))
+    return kernel, index
+
+
+def _load_job_kernel(path: Path, index: int | None) -> torch.Tensor:
+    """The job's kernel; a file holding several needs an index, which the message says how to give."""
+    try:
+        return load_kernel(path, index)
+    except InputError as exc:
+        text = str(exc)
+        if "choose one with an index" in text or "out of range" in text:
+            raise InputError(f"{text.rstrip('.')} (kernel={path}:INDEX or kernel_index=INDEX, 0-based)") from None
+        raise
+
+
+def plan_jobs(images: list[Path], kernel: str | None, out_dir: str | None, overwrite: bool,
+              save_stages: bool = False, *, tag: str = OUTPUT_TAG, skip_existing: bool = False,
+              kernel_index: int | None = None) -> list[DeblurJob]:
+    """Pair each image with its kernel and output path (``<stem>_<tag><ext>``, ``tag`` = the method's name),
+    refusing what cannot succeed before any work.
+
+    Every kernel is loaded and validated here (empty, all-zero, NaN, negative; ``kernel_index`` picks one
+    of a file holding several, as does ``kernel=FILE:INDEX``), every output folder is proven writable, and
+    existing outputs (and stage files with ``save_stages``) are refused unless ``overwrite``, or their jobs
+    marked ``skip`` with ``skip_existing``. Decoding the images is :func:`check_jobs`'s part.
+    """
+    kernel, kernel_index = parse_kernel_spec(kernel, kernel_index)
     jobs: list[DeblurJob] = []
     checked_kernels: set[Path] = set()
     checked_folders: set[Path] = set()
@@ -196,26 +263,73 @@ def plan_jobs(images: list[Path], kernel: str | None, out_dir: str | None, overw
     for image in images:
         kernel_path = find_kernel(image, kernel)
         if kernel_path not in checked_kernels:
-            load_kernel(kernel_path)  # raises InputError with the file's name
+            _load_job_kernel(kernel_path, kernel_index)  # raises InputError with the file's name
             checked_kernels.add(kernel_path)
         folder = Path(out_dir) if out_dir else image.parent
-        output = folder / f"{image.stem}{OUTPUT_TAG}{image.suffix}"
+        output = folder / f"{image.stem}_{tag}{image.suffix}"
         if output.resolve() in outputs:
             raise InputError(f"{image} and {outputs[output.resolve()]} would both be written to {output}; "
                              f"restore them in separate runs or with different out=")
         outputs[output.resolve()] = image
+        job = DeblurJob(image, kernel_path, output, kernel_index)
         if output.exists() and not overwrite:
-            raise InputError(f"{output} exists (pass overwrite=true to replace it)")
-        job = DeblurJob(image, kernel_path, output)
-        if save_stages and not overwrite:
+            if not skip_existing:
+                raise InputError(f"{output} exists (pass overwrite=true to replace it, or skip_existing=true)")
+            job.skip = True
+        if save_stages and not overwrite and not job.skip:
             existing = sorted(folder.glob(job.stage_pattern)) if folder.is_dir() else []
             if existing:
                 raise InputError(f"{existing[0]} exists (pass overwrite=true to replace the stage files)")
-        if folder not in checked_folders:
+        if folder not in checked_folders and not job.skip:
             _check_writable(folder)
             checked_folders.add(folder)
         jobs.append(job)
     return jobs
+
+
+def required_memory_mb(image_shape: tuple[int, int, int], kernel_shape: tuple[int, int], bytes_per_sample: int,
+                       plan: TilePlan, bytes_per_pixel: float) -> float:
+    """Peak memory (MB) of restoring one ``(C, H, W)`` image with ``plan``: the larger of decoding it
+    (the file's samples, a float32 copy and its channel-first copy) and restoring it (whole-image buffers,
+    :data:`~podm_cli.tiling.FIXED_BYTES_PER_PIXEL` per pixel and channel, plus one method call on a tile
+    or on ``plan.channel_batch`` channels of the whole image).
+
+    >>> plan = plan_tiles(1000, 1000, 1, (15, 15), 400.0, tile=None)
+    >>> round(required_memory_mb((1, 1000, 1000), (15, 15), 1, plan, 400.0))
+    427
+    """
+    c, h, w = image_shape
+    decode = h * w * c * (bytes_per_sample + 4 + 4)
+    if plan.tiled:
+        work = estimate_bytes(plan.tile[0], plan.tile[1], 1, kernel_shape, bytes_per_pixel)
+    else:
+        work = estimate_bytes(h, w, plan.channel_batch, kernel_shape, bytes_per_pixel)
+    restore = FIXED_BYTES_PER_PIXEL * plan.channels * h * w + work
+    return max(decode, restore) / 2**20
+
+
+def check_jobs(jobs: list[DeblurJob], method: Method, options: DeblurOptions) -> None:
+    """Decode and check every input of a batch before the first restoration (all or nothing): each image
+    is decoded in full (a damaged file fails here), its kernel checked against its size, and the memory
+    it needs compared with ``options.memory_budget_mb`` (from the file's header, before decoding)."""
+    budget = float(options.memory_budget_mb)
+    for job in jobs:
+        if job.skip:
+            continue
+        kernel = _load_job_kernel(job.kernel, job.kernel_index)
+        channels, height, width, itemsize = image_size(job.image)
+        plan = tile_plan((channels, height, width), kernel, method, options.color, options.tile, options.overlap,
+                         budget)
+        need = required_memory_mb((channels, height, width), tuple(kernel.shape[-2:]), itemsize, plan,
+                                  memory_per_pixel(method))
+        if need > budget:
+            raise InputError(
+                f"{job.image} ({width}x{height}x{channels}) needs about {math.ceil(need)} MB to restore with "
+                f"{method.name}, over memory_budget_mb={budget:g}: raise memory_budget_mb to "
+                f"{math.ceil(need)} or more, or crop or downscale the image")
+        image, _ = read_image(job.image, mode="keep")
+        validate_kernel(kernel, image_shape=tuple(image.shape[-2:]), name=str(job.kernel))
+        del image
 
 
 def _check_writable(folder: Path) -> None:
@@ -368,7 +482,7 @@ def run_job(job: DeblurJob, method: Method, options: DeblurOptions | None = None
     """
     options = options or DeblurOptions()
     image, bit_depth = read_image(job.image, mode="keep")
-    kernel = validate_kernel(load_kernel(job.kernel), image_shape=tuple(image.shape[-2:]), name=str(job.kernel))
+    kernel = validate_kernel(_load_job_kernel(job.kernel, job.kernel_index), image_shape=tuple(image.shape[-2:]), name=str(job.kernel))
     plan = tile_plan(tuple(image.shape), kernel, method, options.color, options.tile, options.overlap,
                      options.memory_budget_mb)
     if on_plan is not None:

@@ -95,9 +95,73 @@ def _with_overrides(args: list[str], extra: list[str]) -> list[str]:
     return [*args, *extra]
 
 
-def _reporting_user_errors(command: str, task):
+#: Config keys that hold a list, per app: ``methods=tv`` / ``methods=tv,hl`` mean ``methods=[tv]`` / ``[tv,hl]``.
+LIST_KEYS = {"eval": ("methods", "datasets")}
+
+
+def list_overrides(command: str, args: list[str]) -> list[str]:
+    """Accept a bare value for a list key: ``methods=tv`` -> ``methods=[tv]``, ``datasets=levin,sun`` ->
+    ``datasets=[levin,sun]`` (outside ``-m`` sweeps, where a comma separates the runs of a sweep).
+
+    >>> list_overrides("eval", ["methods=tv", "datasets=levin,sun", "methods=null", "limit=2"])
+    ['methods=[tv]', 'datasets=[levin,sun]', 'methods=null', 'limit=2']
+    >>> list_overrides("eval", ["-m", "methods=tv,hl"])
+    ['-m', 'methods=tv,hl']
+    """
+    keys = LIST_KEYS.get(command, ())
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    out = []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        bare = value.strip() and value.strip()[0] not in "[(" and value.strip().lower() not in ("null", "none")
+        if sep and key in keys and bare and not (multirun and "," in value):
+            arg = f"{key}=[{value}]"
+        out.append(arg)
+    return out
+
+
+class _RunState:
+    """What the wrapped task saw: whether it started, and its run directory (run mode only)."""
+
+    def __init__(self):
+        self.started = False
+        self.run_dir: Path | None = None
+        self.output_root: Path | None = None
+
+
+def _tidy_failed_run(command: str, state: _RunState) -> None:
+    """After a failed run: remove a run directory that holds nothing but Hydra's bookkeeping (``.hydra/``,
+    empty logs), or say where the partial results are."""
+    import shutil
+
+    run_dir = state.run_dir
+    if run_dir is None or not run_dir.is_dir():
+        return
+    useful = [p for p in run_dir.rglob("*") if p.is_file() and p.stat().st_size > 0
+              and ".hydra" not in p.relative_to(run_dir).parts and p.suffix != ".log"]
+    if useful:
+        hint = " (continue with resume=true hydra.run.dir=" + str(run_dir) + ")" if command == "eval" else ""
+        print(f"podm {command}: partial results kept in {run_dir}{hint}", file=sys.stderr)
+        return
+    shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
+    for log in run_dir.glob("*.log"):
+        log.unlink(missing_ok=True)
+    # the run directory, then its empty parents inside the output root (outputs/eval, outputs)
+    root = state.output_root.resolve() if state.output_root is not None else None
+    folder = run_dir.resolve()
+    while folder != Path.cwd().resolve():
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+        if root is None or folder == root or root not in folder.parents:
+            break
+        folder = folder.parent
+
+
+def _reporting_user_errors(command: str, task, state: _RunState):
     """Wrap a Hydra task so a user error (:func:`podm_cli.apps.errors.one_line_error`) ends the run with one
-    line and exit code 2.
+    line and exit code 2, and a failed run leaves no empty run directory behind.
 
     Raised inside the task, the error would otherwise be logged by Hydra's job runner as well.
     """
@@ -105,12 +169,21 @@ def _reporting_user_errors(command: str, task):
 
     @functools.wraps(task)
     def wrapped(cfg):
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        state.started = True
+        hydra_cfg = HydraConfig.get()
+        if hydra_cfg.mode == RunMode.RUN:
+            state.run_dir = Path(hydra_cfg.runtime.output_dir)
+            state.output_root = Path(cfg.paths.output_root) if "paths" in cfg else None
         try:
             return task(cfg)
-        except Exception as exc:  # noqa: BLE001 - user errors (also wrapped by Hydra's instantiate) end here
+        except BaseException as exc:
             from podm_cli.apps.errors import one_line_error
 
-            message = one_line_error(exc)
+            _tidy_failed_run(command, state)
+            message = one_line_error(exc) if isinstance(exc, Exception) else None
             if message is None:
                 raise
             print(f"podm {command}: error: {message}", file=sys.stderr)
@@ -124,6 +197,7 @@ def run_app(command: str, overrides: list[str]) -> int:
     import hydra
 
     from podm_cli.apps.schema import register_schemas
+    from podm_cli.errors import PodmError
 
     register_schemas()
     module = importlib.import_module(APP_MODULES[command])
@@ -131,14 +205,24 @@ def run_app(command: str, overrides: list[str]) -> int:
     # A user who sets HYDRA_FULL_ERROR=1 keeps Hydra's full traceback.
     user_full_error = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    overrides = app_overrides(command, overrides)
+    overrides = app_overrides(command, list_overrides(command, overrides))
     saved_argv = sys.argv
     sys.argv = [f"podm {command}", *overrides]
+    state = _RunState()
     try:
         entry = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=command)(
-            _reporting_user_errors(command, module.main)
+            _reporting_user_errors(command, module.main, state)
         )
         entry()
+    except OSError as exc:
+        if state.started or exc.filename is None:  # e.g. a closed pipe (podm eval --help | head)
+            raise
+        # Hydra creates the run directory (and writes .hydra/, the log) before the task starts.
+        where = exc.filename or "the run directory"
+        raise PodmError(
+            f"cannot create the run directory {where}: {exc.strerror or exc}; run podm from a writable "
+            f"directory, or set PODM_OUTPUT=DIR (or hydra.run.dir=DIR) to a writable one"
+        ) from None
     finally:
         sys.argv = saved_argv
         if user_full_error is None:

@@ -16,7 +16,16 @@ def main(cfg: DictConfig) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from podm_cli.restore import DeblurOptions, expand_inputs, parse_sigma, parse_tile, plan_jobs, run_job
+    from podm_cli.apps import config_dir
+    from podm_cli.restore import (
+        DeblurOptions,
+        check_jobs,
+        expand_inputs,
+        parse_sigma,
+        parse_tile,
+        plan_jobs,
+        run_job,
+    )
 
     options = DeblurOptions(
         sigma=parse_sigma(cfg.sigma),
@@ -28,12 +37,19 @@ def main(cfg: DictConfig) -> None:
         memory_budget_mb=_positive_number(cfg.memory_budget_mb, "memory_budget_mb"),
         save_stages=bool(cfg.save_stages),
         overwrite=bool(cfg.overwrite),
+        skip_existing=bool(cfg.skip_existing),
     )
     if options.color not in ("rgb", "ycbcr"):
         from podm_cli.errors import InputError
 
         raise InputError(f"color must be rgb or ycbcr, got {options.color!r}")
-    jobs = plan_jobs(expand_inputs(list(cfg.inputs)), cfg.kernel, cfg.out, options.overwrite, options.save_stages)
+    # outputs are named by the method as chosen (method=hl -> photo_hl.png); any method's outputs in a folder
+    # are not inputs
+    tag = HydraConfig.get().runtime.choices.get("method") or "podm"
+    known = tuple(p.stem for p in (config_dir() / "method").glob("*.yaml") if not p.stem.startswith("_"))
+    jobs = plan_jobs(expand_inputs(list(cfg.inputs), output_tags=(*known, "podm")), cfg.kernel, cfg.out,
+                     options.overwrite, options.save_stages, tag=tag, skip_existing=options.skip_existing,
+                     kernel_index=cfg.kernel_index)
     root = data_root(cfg.data.root)
     method = build_method(HydraConfig.get().runtime.choices.get("method", "method"), cfg.method, root,
                           boundary=boundary_settings(cfg.operator))
@@ -42,6 +58,7 @@ def main(cfg: DictConfig) -> None:
         from podm_cli.errors import DataNotFoundError
 
         raise DataNotFoundError(missing)
+    check_jobs(jobs, method, options)  # every image decoded and checked before the first restoration
     method.to(options.device)
 
     stderr = Console(stderr=True)
@@ -53,6 +70,10 @@ def main(cfg: DictConfig) -> None:
         images = progress.add_task("images", total=len(jobs))
         tiles = progress.add_task("tiles", total=1, visible=False)
         for job in jobs:
+            if job.skip:
+                progress.advance(images)
+                print(f"{job.image}: skipped, {job.output} exists (skip_existing=true)", flush=True)
+                continue
             progress.update(images, description=f"images ({job.image.name})")
 
             def on_plan(plan, _tiles=tiles):

@@ -26,20 +26,73 @@ def build_methods(cfg: DictConfig) -> dict:
     }
 
 
+def apply_suite(cfg: DictConfig) -> tuple[list[str], object, bool]:
+    """The datasets and image limits of this run, filling ``cfg.methods`` from the suite when it is null.
+
+    ``suite`` (``cpu``: sized for 30 minutes on 2 CPU cores; ``full``: the whole table) gives the methods
+    and datasets (with per-dataset image counts) that ``methods=`` / ``datasets=`` do not name; ``limit=``
+    caps every dataset. Returns (dataset names, limit: a number, None or ``{name: number}``, whether the
+    run is the suite's own default).
+    """
+    suites = OmegaConf.to_container(cfg.suites, resolve=True)
+    if cfg.suite not in suites:
+        raise PodmError(f"unknown suite '{cfg.suite}' (suites: {', '.join(suites)})")
+    suite = suites[cfg.suite]
+    is_default = cfg.methods is None and cfg.datasets is None and cfg.limit is None
+    if cfg.methods is None:
+        cfg.methods = suite.get("methods")  # null: every configured method
+    if cfg.datasets is not None:
+        names, limit = list(cfg.datasets), cfg.limit
+    else:
+        counts = suite["datasets"]
+        names, limit = list(counts), cfg.limit if cfg.limit is not None else counts
+    if isinstance(limit, dict) and all(v is None for v in limit.values()):
+        limit = None
+    return names, limit, is_default
+
+
+def method_fingerprints(cfg: DictConfig, methods: dict) -> dict[str, str]:
+    """Per method, the hash of what determines its rows (its config with the operator settings it was built
+    with, the files it names, podm's version): ``resume=true`` recomputes rows whose hash changed."""
+    from podm_cli.evaluation.runner import method_fingerprint
+
+    operator = boundary_settings(cfg.operator)
+    return {name: method_fingerprint(method, {**OmegaConf.to_container(cfg.method_cfg[name], resolve=True),
+                                              "operator": operator})
+            for name, method in methods.items()}
+
+
 def main(cfg: DictConfig) -> None:
     from podm_cli.evaluation.report import print_table, write_reports
-    from podm_cli.evaluation.runner import EvalRunner, resolve_datasets
+    from podm_cli.evaluation.runner import EvalRunner, describe_plan, resolve_datasets
 
-    unknown = [d for d in cfg.datasets if d not in PROTOCOLS]
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    if cfg.resume and not (out_dir / "per_image.csv").is_file():
+        raise PodmError(f"resume=true: {out_dir} holds no earlier run to continue (no per_image.csv); pass "
+                        f"hydra.run.dir=<the directory of the interrupted run>")
+    names, limit, is_default = apply_suite(cfg)
+    unknown = [d for d in names if d not in PROTOCOLS]
     if unknown:
         raise PodmError(f"unknown dataset '{unknown[0]}' (protocols: {', '.join(PROTOCOLS)})")
     device, dtype = resolve_device(cfg.device), resolve_dtype(cfg.dtype)
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
     torch.manual_seed(cfg.seed)
     if cfg.limit is not None and cfg.limit < 1:
         raise PodmError(f"limit must be >= 1 (or null for every image), got {cfg.limit}")
     methods = build_methods(cfg)
-    datasets, notices = resolve_datasets(list(cfg.datasets), data_root(cfg.data.root), cfg.limit)
+    root = data_root(cfg.data.root)
+    datasets, notices = resolve_datasets(names, root, limit)
+    plan, _ = describe_plan(list(methods), datasets, device)
+    print(plan, flush=True)
+    if is_default and cfg.suite == "cpu":
+        full = OmegaConf.to_container(cfg.suites, resolve=True).get("full", {})
+        full_names = list(full.get("datasets", {}))
+        full_methods = full.get("methods") or list(cfg.method_cfg.keys())
+        _, seconds = describe_plan(full_methods, resolve_datasets(full_names, root, None)[0], device)
+        when = f" (estimated {seconds / 3600:.1f} h on 2 CPU cores)" if seconds else ""
+        print(f"this is podm eval's CPU-sized default (a labelled subset); the full table: podm eval suite=full{when}",
+              flush=True)
+        notices.append("CPU-sized default suite (suite=cpu): a subset of methods and images; the full table is "
+                       "`podm eval suite=full`")
     runner = EvalRunner(
         methods,
         datasets,
@@ -48,6 +101,7 @@ def main(cfg: DictConfig) -> None:
         device=device,
         dtype=dtype,
         batch_size=cfg.batch_size,
+        fingerprints=method_fingerprints(cfg, methods),
     )
     outcome = runner.run()
     outcome.notices.extend(notices)

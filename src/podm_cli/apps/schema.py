@@ -53,8 +53,10 @@ class PathsConfig:
 
 @dataclass
 class EvalConfig:
-    methods: Optional[List[str]] = None  # null: every method in method_cfg
-    datasets: List[str] = field(default_factory=lambda: ["levin_valid_whole", "sun"])
+    methods: Optional[List[str]] = None  # null: the suite's methods
+    datasets: Optional[List[str]] = None  # null: the suite's datasets
+    suite: str = "cpu"
+    suites: Dict[str, Any] = field(default_factory=dict)
     limit: Optional[int] = None
     resume: bool = False
     device: str = "auto"

@@ -7,6 +7,8 @@ The app only maps the config onto plain objects (:class:`~podm_cli.training.data
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -35,7 +37,18 @@ def _callbacks(cfg: DictConfig, ckpt_dir: Path) -> list:
     if c.get("lr_monitor"):
         out.append(LearningRateMonitor(logging_interval="step"))
     if c.get("rich_progress"):
-        out.append(RichProgressBar())
+
+        class StepProgressBar(RichProgressBar):
+            """Lightning's bar reads "Epoch 1/-2" when training runs for max_steps (max_epochs=-1)."""
+
+            def _get_train_description(self, current_epoch: int) -> str:
+                max_epochs = self.trainer.max_epochs
+                text = f"Epoch {current_epoch}" + (f"/{max_epochs - 1}" if max_epochs and max_epochs > 0 else "")
+                if self.trainer.max_steps and self.trainer.max_steps > 0:
+                    text += f" (step {self.trainer.global_step}/{self.trainer.max_steps})"
+                return text
+
+        out.append(StepProgressBar())
     return out
 
 
@@ -48,18 +61,56 @@ def _logger(cfg: DictConfig):
     return [kinds[k](**OmegaConf.to_container(v, resolve=True)) for k, v in cfg.logger.items() if k in kinds]
 
 
+def check_checkpoint(path) -> None:
+    """Refuse, before any training, a ``ckpt_path`` that is missing, not a torch file, holds anything but
+    tensors and plain containers (a pickled payload is never executed: the load is ``weights_only``), or
+    is not a Lightning checkpoint."""
+    import torch
+
+    from podm_cli.apps.errors import strip_ansi
+
+    p = Path(path)
+    if not p.is_file():
+        raise PodmError(f"ckpt_path {p} does not exist" if not p.exists() else f"ckpt_path {p} is not a file")
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing the file
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - whatever torch/pickle says, the file is unusable
+        text = strip_ansi(str(exc))
+        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if refused or "weights_only" in text.lower() or "weights only" in text.lower():
+            what = f" ({refused.group(1)})" if refused else ""
+            reason = f"it holds Python objects{what} or pickle instructions that a safe load refuses (podm never unpickles code)"
+        else:
+            first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+            reason = f"not a torch checkpoint file ({first})"
+        raise PodmError(f"ckpt_path {p} cannot be used: {reason}") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise PodmError(f"ckpt_path {p} is not a Lightning checkpoint (no state_dict): pass a .ckpt that "
+                        f"podm train wrote in <run dir>/checkpoints/ (an exported rpodm.pt is for podm eval)")
+
+
 def _one_log_stream() -> None:
-    """Lightning adds its own console handler; Hydra's already prints and writes train.log: keep one."""
+    """Hydra already prints each log line and writes it to train.log: drop Lightning's own console handlers
+    (which repeat every line as ``INFO: ...`` on stderr), its adverts for other products and a
+    deprecation warning of its own internals."""
     import logging
 
-    for name in ("lightning.pytorch", "lightning.fabric"):
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         lg = logging.getLogger(name)
         for handler in list(lg.handlers):
             if type(handler) is logging.StreamHandler:
                 lg.removeHandler(handler)
+        lg.propagate = True
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(lambda record: "Tip:" not in record.getMessage())
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
 def main(cfg: DictConfig) -> float:
+    if cfg.ckpt_path is not None:  # before the slow imports and any data loading
+        check_checkpoint(cfg.ckpt_path)
     import lightning as L
     import torch
 
@@ -74,8 +125,6 @@ def main(cfg: DictConfig) -> float:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     root = data_root(cfg.data.root)
     mode, boundary = config_value(cfg.operator.mode), config_value(cfg.operator.boundary)
-    if cfg.ckpt_path is not None and not Path(cfg.ckpt_path).is_file():
-        raise PodmError(f"ckpt_path {cfg.ckpt_path} does not exist")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     td = OmegaConf.to_container(cfg.train_data, resolve=True)
     cache = td.pop("cache") or default_cache_path()

@@ -20,6 +20,7 @@ class ImageRecord:
     psnr: float
     ssim: float
     seconds: float
+    key: str = ""  # hash of what determined this row (method config, weights, protocol, code version)
 
 
 CSV_FIELDS = [f.name for f in fields(ImageRecord)]
@@ -28,14 +29,24 @@ CSV_FIELDS = [f.name for f in fields(ImageRecord)]
 class PerImageCSV:
     """``per_image.csv``: one row per (method, dataset, image), flushed as it is written.
 
-    Re-opening an existing file (``resume=true``) keeps its rows and lets the runner skip them.
+    Re-opening an existing file (``resume=true``) keeps the rows whose ``key`` (the hash of what determines
+    a row) is the one ``keys[(method, dataset)]`` this run computes, and lets the runner skip them; rows
+    computed under another config, other weights, another protocol version or code version, or for a
+    (method, dataset) pair this run does not have, are dropped (and recomputed where the run has the pair).
+    ``kept`` / ``dropped`` count them.
     """
 
-    def __init__(self, path: Path, resume: bool):
+    def __init__(self, path: Path, resume: bool, keys: dict[tuple[str, str], str] | None = None):
         self.path = Path(path)
         self.records: list[ImageRecord] = []
+        self.kept = self.dropped = 0
         if resume and self.path.exists():
-            self.records = read_records(self.path)
+            earlier = read_records(self.path)
+            if keys is not None:
+                self.records = [r for r in earlier if keys.get((r.method, r.dataset)) == r.key]
+            else:
+                self.records = earlier
+            self.kept, self.dropped = len(self.records), len(earlier) - len(self.records)
         self._done = {(r.method, r.dataset, r.image, r.kernel) for r in self.records}
         # Rewrite from the parsed rows: a line cut short by a kill is dropped, not kept half-written.
         with open(self.path, "w", newline="") as handle:
@@ -70,6 +81,7 @@ def read_records(path: Path) -> list[ImageRecord]:
                         psnr=float(row["psnr"]),
                         ssim=float(row["ssim"]),
                         seconds=float(row["seconds"]),
+                        key=row.get("key") or "",
                     )
                 )
             except (KeyError, TypeError, ValueError):

@@ -150,6 +150,27 @@ def _strip_png(out_dir: Path, dataset: str, example: dict) -> str | None:
     return name
 
 
+def inline_markdown(text: str) -> str:
+    """HTML of one line of Markdown as podm's notes use it: `code`, **bold**, [text](link); the rest escaped.
+
+    >>> inline_markdown("`levin`: **8 of 32** images, see [protocol](docs/protocol.md) & <more>")
+    '<code>levin</code>: <strong>8 of 32</strong> images, see <a href="docs/protocol.md">protocol</a> &amp; &lt;more&gt;'
+    """
+    import re
+
+    parts = re.split(r"(`[^`]+`)", text)
+    out = []
+    for part in parts:
+        if len(part) > 1 and part.startswith("`") and part.endswith("`"):
+            out.append(f"<code>{html.escape(part[1:-1])}</code>")
+            continue
+        part = html.escape(part, quote=False)
+        part = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", part)
+        part = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>', part)
+        out.append(part)
+    return "".join(out)
+
+
 def write_reports(outcome, out_dir: Path, config: dict, figures: bool = True) -> None:
     """results.json, table.md and (with ``figures``) report.html with per-dataset strips."""
     out_dir = Path(out_dir)
@@ -180,11 +201,12 @@ def write_reports(outcome, out_dir: Path, config: dict, figures: bool = True) ->
     )
     imgs = "".join(f"<h2>{html.escape(d)}</h2><img src='{html.escape(n)}' alt='{html.escape(d)} strip'>"
                    for d, n in strips)
-    items = "".join(f"<li>{html.escape(n[2:])}</li>" for n in notes)
+    items = "".join(f"<li>{inline_markdown(n[2:])}</li>" for n in notes)
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>podm eval</title>"
         "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 10px;border-bottom:1px solid #ddd}"
-        "td{text-align:right}td:first-child{text-align:left}img{max-width:100%}</style></head><body>"
+        "td{text-align:right}td:first-child{text-align:left}img{max-width:100%}"
+        "code{background:#f2f2f2;padding:0 3px}</style></head><body>"
         "<h1>podm eval</h1><p>Ours, with the paper's number in brackets (labelled paper).</p>"
         f"<table><tr><th>metric / protocol</th>{head}</tr>{trs}</table><ul>{items}</ul>{imgs}</body></html>\n"
     )

@@ -9,6 +9,8 @@ Example (needs the Levin data, see ``podm data fetch levin``)::
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from podm_cli import __version__
 from podm_cli.data.datasets import make_dataset
 from podm_cli.errors import DataNotFoundError, PodmError
 from podm_cli.evaluation.records import ImageRecord, PerImageCSV, summarise
@@ -38,15 +41,24 @@ class EvalOutcome:
     examples: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # dataset -> label -> image
 
 
-def resolve_datasets(names: list[str], root: Path | None, limit: int | None) -> tuple[list, list[str]]:
+def resolve_datasets(names: list[str], root: Path | None, limit) -> tuple[list, list[str]]:
     """Build the datasets, replacing an absent real ``sun`` by ``sun_substitute`` (said in a notice).
 
-    Raises :class:`DataNotFoundError` for any other missing data, before any method runs.
+    ``limit``: None, a number of images for every dataset, or ``{name: number or None}``. Each dataset
+    gets ``n_total`` (its size without a limit); a subset is said in a notice (not comparable with
+    published numbers). Raises :class:`DataNotFoundError` for any other missing data, before any method runs.
     """
     datasets, notices = [], []
+
+    def build(name: str, limit_of: str):
+        n = limit.get(limit_of) if isinstance(limit, dict) else limit
+        dataset = make_dataset(name, root, limit=n)
+        dataset.n_total = len(make_dataset(name, root)) if n is not None else len(dataset)
+        return dataset
+
     for name in dict.fromkeys(names):  # keep order, drop repeats
         try:
-            datasets.append(make_dataset(name, root, limit=limit))
+            datasets.append(build(name, name))
         except DataNotFoundError:
             if name != "sun":
                 raise
@@ -55,8 +67,102 @@ def resolve_datasets(names: list[str], root: Path | None, limit: int | None) -> 
                 "which is NOT comparable with published Sun numbers"
             )
             if "sun_substitute" not in names:
-                datasets.append(make_dataset("sun_substitute", root, limit=limit))
+                datasets.append(build("sun_substitute", "sun"))
+    for dataset in datasets:
+        if len(dataset) < dataset.n_total:
+            notices.append(f"SUBSET: {dataset.protocol} {len(dataset)} of {dataset.n_total} images: not "
+                           f"comparable with the paper")
     return datasets, notices
+
+
+#: Measured seconds per megapixel of blurred image, per method, on 2 shared CPU cores with one thread each
+#: (``podm eval methods=[...] datasets=[levin_real,levin_valid_whole,sun_substitute] limit=2
+#: batch_size=1``, 2026-12; the machine was loaded by other jobs, so these are pessimistic). Used only to
+#: estimate a run's time before it starts.
+SECONDS_PER_MEGAPIXEL_CPU = {
+    "tv": 8.0, "hl": 9.0, "csf": 15.0, "csf_official": 21.0, "rtf": 70.0, "rpodm": 240.0, "csf_5x5": 340.0,
+    "ircnn": 870.0, "epll": 900.0, "podm": 1050.0,
+}
+
+
+def estimate_seconds(method: str, datasets: list, device: str = "cpu") -> float | None:
+    """Estimated seconds for ``method`` on ``datasets`` (None: not measured, or not on a CPU)."""
+    rate = SECONDS_PER_MEGAPIXEL_CPU.get(method)
+    if rate is None or device != "cpu":
+        return None
+    total = 0.0
+    for dataset in datasets:
+        if len(dataset):
+            total += len(dataset) * dataset[0].blurred.numel() / 1e6 * rate
+    return total
+
+
+def describe_plan(methods: list[str], datasets: list, device: str = "cpu") -> tuple[str, float | None]:
+    """One line: methods x datasets x images and the estimated time; returns (line, seconds or None)."""
+    parts = [f"{d.protocol} {len(d)}" + (f" of {d.n_total}" if len(d) < getattr(d, "n_total", len(d)) else "")
+             for d in datasets]
+    n = sum(len(d) for d in datasets) * len(methods)
+    estimates = {m: estimate_seconds(m, datasets, device) for m in methods}
+    known = [v for v in estimates.values() if v is not None]
+    unknown = [m for m, v in estimates.items() if v is None]
+    line = (f"plan: {_plural(len(methods), 'method')} ({', '.join(methods)}) x {_plural(len(datasets), 'dataset')} "
+            f"({', '.join(parts)} images) = {n} restorations")
+    seconds = sum(known) if known else None
+    if device != "cpu":
+        line += f"; on {device}"
+    elif seconds is not None:
+        line += f"; estimated {_duration(seconds)} on 2 CPU cores"
+        if unknown:
+            line += f" plus {', '.join(unknown)} (not measured)"
+    return line, seconds
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _duration(seconds: float) -> str:
+    minutes = seconds / 60
+    return f"{seconds:.0f} s" if seconds < 90 else f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
+
+
+def fingerprint(*parts) -> str:
+    """A short stable hash of JSON-able ``parts`` (dict keys sorted).
+
+    >>> fingerprint({"lam": 1}, "levin") == fingerprint({"lam": 1}, "levin") != fingerprint({"lam": 2}, "levin")
+    True
+    """
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def file_stamp(path) -> dict | None:
+    """Size and modification time of a file (a cheap checksum of weights files), None if it is no file."""
+    try:
+        p = Path(path)
+        if p.is_file():
+            st = p.stat()
+            return {"file": str(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def method_fingerprint(method: Method, config: dict | None = None) -> str:
+    """What determines a method's rows: its config (or its simple attributes), the files it names (weights:
+    size and mtime) and podm's version."""
+    attributes = {k: v for k, v in vars(method).items() if isinstance(v, (bool, int, float, str, type(None)))}
+    files = [file_stamp(v) for v in [*(config or {}).values(), *vars(method).values()]
+             if isinstance(v, (str, Path)) and file_stamp(v)]
+    return fingerprint(type(method).__qualname__, config if config is not None else attributes, files,
+                       __version__)
+
+
+def dataset_fingerprint(dataset) -> str:
+    """What determines a protocol's rows: its name (which carries sigma / seed), version, mode and scoring."""
+    scoring = dataset.scoring.describe() if hasattr(dataset.scoring, "describe") else str(dataset.scoring)
+    version = getattr(dataset, "version", None) or getattr(getattr(dataset, "spec", None), "version", None)
+    return fingerprint(dataset.protocol, version, dataset.mode, scoring)
 
 
 def _split_name(sample) -> tuple[str, str]:
@@ -103,6 +209,7 @@ class EvalRunner:
         dtype: torch.dtype = torch.float32,
         batch_size: int = 8,
         progress: bool = True,
+        fingerprints: dict[str, str] | None = None,
     ):
         if batch_size < 1:
             raise PodmError(f"batch_size must be >= 1, got {batch_size}")
@@ -114,6 +221,16 @@ class EvalRunner:
         self.dtype = dtype
         self.batch_size = batch_size
         self.progress = progress
+        self.fingerprints = fingerprints or {}
+
+    def keys(self, methods: dict[str, Method]) -> dict[tuple[str, str], str]:
+        """The hash of what determines each (method, dataset) row (see :class:`PerImageCSV`)."""
+        out = {}
+        for name, method in methods.items():
+            mfp = self.fingerprints.get(name) or method_fingerprint(method)
+            for dataset in self.datasets:
+                out[(name, dataset.protocol)] = fingerprint(mfp, dataset_fingerprint(dataset))
+        return out
 
     def run(self) -> EvalOutcome:
         datasets = self.datasets
@@ -125,7 +242,20 @@ class EvalRunner:
             else:
                 runnable[name] = method.to(self.device)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        table = PerImageCSV(self.out_dir / "per_image.csv", resume=self.resume)
+        keys = self.keys(runnable)
+        table = PerImageCSV(self.out_dir / "per_image.csv", resume=self.resume, keys=keys)
+        notices = []
+        if self.resume:
+            changed = sorted({f"{r[0]}/{r[1]}" for r in keys if not any(
+                rec.method == r[0] and rec.dataset == r[1] for rec in table.records)})
+            notice = f"resuming: {table.kept} of {table.kept + table.dropped} rows kept"
+            if table.dropped:
+                notice += (f"; {table.dropped} dropped (computed with another method config, weights, protocol or "
+                           f"code version, or not in this run)")
+            if changed:
+                notice += f"; to compute: {', '.join(changed)}"
+            print(notice, flush=True)
+            notices.append(notice)
         examples: dict[str, dict[str, torch.Tensor]] = {}
         total = sum(len(d) for d in datasets) * len(runnable)
         with _progress(self.progress, total) as bar:
@@ -133,18 +263,44 @@ class EvalRunner:
                 examples[dataset.protocol] = self._example_inputs(dataset)
                 for name, method in runnable.items():
                     bar.describe(f"{name} / {dataset.protocol}")
-                    self._run_one(name, method, dataset, table, bar, examples[dataset.protocol])
+                    key = keys[(name, dataset.protocol)]
+                    self._run_one(name, method, dataset, table, bar, examples[dataset.protocol], key)
+                    self._keep_example(name, method, dataset, examples[dataset.protocol], key)
         order = [(m, d.protocol) for d in datasets for m in runnable]
         sources = {name: getattr(method, "source", "recomputed") for name, method in runnable.items()}
         protocols = {d.protocol: _describe_protocol(d) for d in datasets}
         rows = summarise(table.records, sources, order)
-        return EvalOutcome(rows, protocols, skipped, [], examples)
+        return EvalOutcome(rows, protocols, skipped, notices, examples)
 
     def _example_inputs(self, dataset) -> dict[str, torch.Tensor]:
         first = dataset[0]
         return {"_name": first.name, "blurred": first.blurred, "sharp": first.sharp}
 
-    def _run_one(self, name, method, dataset, table: PerImageCSV, bar, example) -> None:
+    def _keep_example(self, name, method, dataset, example, key: str) -> None:
+        """The strip's image of ``name`` on ``dataset``: saved when computed, read back (or recomputed, one
+        image) when a resumed run skipped it, so a resumed run's report equals an uninterrupted one's."""
+        path = self.out_dir / "examples" / dataset.protocol / f"{name}-{key}.pt"
+        if name in example:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            for stale in path.parent.glob(f"{name}-*.pt"):  # computed under another key
+                stale.unlink(missing_ok=True)
+            torch.save(example[name].contiguous(), path)
+            return
+        if path.is_file():
+            try:
+                example[name] = torch.load(path, map_location="cpu", weights_only=True)
+                return
+            except Exception:  # noqa: BLE001 - a damaged file is recomputed below
+                path.unlink(missing_ok=True)
+        sample = dataset[0]
+        y = sample.blurred[None].to(self.device, self.dtype)
+        k = sample.kernel[None, None].to(self.device, self.dtype)
+        sigma = torch.tensor([float(sample.sigma)], device=self.device, dtype=self.dtype)
+        example[name] = method(y, k, sigma, mode=dataset.mode).clamp(0, 1).to(torch.float64)[0].cpu()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(example[name].contiguous(), path)
+
+    def _run_one(self, name, method, dataset, table: PerImageCSV, bar, example, key: str = "") -> None:
         def todo(sample) -> bool:
             image, kernel = _split_name(sample)
             done = table.done(name, dataset.protocol, image, kernel)
@@ -170,7 +326,7 @@ class EvalRunner:
             for i, sample in enumerate(batch):
                 image, kernel = _split_name(sample)
                 records.append(
-                    ImageRecord(name, dataset.protocol, image, kernel, float(psnr[i]), float(ssim[i]), seconds)
+                    ImageRecord(name, dataset.protocol, image, kernel, float(psnr[i]), float(ssim[i]), seconds, key)
                 )
                 if sample.name == example["_name"]:
                     example[name] = x[i].cpu()
@@ -184,6 +340,7 @@ def _describe_protocol(dataset) -> dict:
         "version": getattr(dataset, "version", 1),
         "mode": dataset.mode,
         "n_images": len(dataset),
+        "n_total": getattr(dataset, "n_total", len(dataset)),
         "scoring": scoring.describe() if hasattr(scoring, "describe") else str(scoring),
         "note": getattr(dataset, "note", ""),
     }
