@@ -1,0 +1,188 @@
+"""Fourier Deconvolution Network (FDN; Kruse, Rother & Schmidt, ICCV 2017), reimplemented in PyTorch.
+
+A cascade of ``T`` stages; stage ``t`` maps the estimate ``x_t`` (images on [0, 1]) to
+
+    x_{t+1} = F^-1[ (lam_t conj(K) F(phi_t) + F(c_t(x_t))) / (lam_t |K|^2 + sum_i |F(f_ti)|^2) ]
+
+which is the paper's update with ``w_t = 1 / lam_t``:
+
+* ``c_t`` -- a CNN on the replicate-padded estimate (20 px each side, cropped again afterwards): five 3x3
+  convolutions of 32 channels with ELU, then one 3x3 convolution to 1 channel, linear; zero ``same`` padding
+  inside;
+* ``lam_t = w_t(sigma)^-1`` -- an MLP of the noise level: input ``1 / s^2`` with ``s = 255 sigma`` (sigma on
+  [0, 1]), three dense layers of 16 with ELU, one dense output with softplus;
+* ``f_ti`` -- 24 learned 5x5 filters, each a linear combination (``filter_weights``, 24x24) of the 24 non-DC
+  2-D DCT atoms;
+* ``phi_t`` -- the observation with boundary adjustment: at ``t = 0`` the blurred image ``y`` padded by
+  ``kernel - 1`` pixels with replicated edges and then edgetapered three times; for ``t > 0`` that padded
+  observation inside the region of ``y`` and the circular blur of the current estimate outside it,
+  ``phi_t = M_I y_pad + (1 - M_I) (k * x_t)``.
+
+The cascade starts from ``x_0 = phi_0``.  The circular convolutions live on the padded grid itself (its
+size is ``h + kh - 1`` by ``w + kw - 1``, no FFT-size rounding), as the authors trained it.
+
+Example::
+
+    >>> import torch
+    >>> net = FDN([FDNStage() for _ in range(2)])
+    >>> k = torch.ones(5, 5) / 25
+    >>> y = torch.rand(1, 1, 24, 24)
+    >>> tuple(net(y, k, torch.tensor([1.5 / 255])).shape)
+    (1, 1, 24, 24)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from podm_cli.errors import InputError
+from podm_cli.physics.boundary import edgetaper
+from podm_cli.physics.fft import psf2otf
+
+__all__ = ["FDN", "FDNStage", "dct_atoms", "fdn_grid", "CNN_PAD", "FILTER_SIZE"]
+
+FILTER_SIZE = 5  # the learned filters are 5x5
+CNN_PAD = 20  # replicate padding around the CNN's input, cropped after it
+TAPERS = 3  # edgetaper iterations on the padded observation at t = 0
+
+
+def dct_atoms(size: int = FILTER_SIZE, dtype=torch.float64) -> Tensor:
+    """The ``size^2 - 1`` non-DC orthonormal 2-D DCT atoms, ``(size^2 - 1, size, size)``.
+
+    Atom ``j`` (``j = 0 .. size^2 - 2``) is basis index ``i = j + 1``; with ``c_n`` the orthonormal DCT-II
+    vector of frequency ``n``, atom ``i`` is ``c_(i mod size)`` along rows times ``c_(i div size)`` along
+    columns: ``A_i[a, b] = c_(i % size)(a) c_(i // size)(b)`` (the layout the released weights combine).
+
+    >>> a = dct_atoms(5)  # a[0] is i = 1: the first cosine down the rows, constant along each row
+    >>> tuple(a.shape), bool(torch.allclose(a[0], a[0][:, :1].expand(5, 5))), bool(torch.allclose(a[4], a[4][:1]))
+    ((24, 5, 5), True, True)
+    """
+    n = torch.arange(size, dtype=dtype)
+    freq = torch.arange(size, dtype=dtype)
+    c = torch.cos(math.pi * (2 * n[None, :] + 1) * freq[:, None] / (2 * size))  # c[f, n]
+    c = c * torch.where(freq == 0, math.sqrt(1.0 / size), math.sqrt(2.0 / size))[:, None]
+    idx = torch.arange(1, size * size)
+    return c[idx % size][:, :, None] * c[idx // size][:, None, :]
+
+
+def fdn_grid(h: int, w: int, kh: int, kw: int) -> tuple[tuple[int, int, int, int], tuple[slice, slice]]:
+    """Padding ``(left, right, top, bottom)`` of a ``valid`` image for a ``kh x kw`` kernel, and the crop
+    of the padded grid that holds the estimate aligned with ``y``: ``kernel - 1`` pixels in all, the lesser
+    half before (odd kernels: ``(kh - 1) / 2`` on each side).
+
+    >>> fdn_grid(10, 12, 5, 4)
+    ((1, 2, 2, 2), (slice(2, 12, None), slice(1, 13, None)))
+    """
+    top, left = (kh - 1) // 2, (kw - 1) // 2
+    pad = (left, kw - 1 - left, top, kh - 1 - top)
+    return pad, (slice(top, top + h), slice(left, left + w))
+
+
+class FDNStage(nn.Module):
+    """One FDN stage: the CNN ``c_t``, the noise MLP ``lam_t`` and the 24 filter combinations."""
+
+    def __init__(self, channels: int = 32, depth: int = 6, hidden: int = 16, mlp_depth: int = 3):
+        super().__init__()
+        widths = [1] + [channels] * (depth - 1) + [1]
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in zip(widths[:-1], widths[1:]))
+        dims = [1] + [hidden] * mlp_depth + [1]
+        self.dense = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        nf = FILTER_SIZE * FILTER_SIZE - 1
+        self.filter_weights = nn.Parameter(torch.eye(nf))
+        self.register_buffer("atoms", dct_atoms(FILTER_SIZE, torch.float32), persistent=False)
+
+    def regularizer(self, x: Tensor) -> Tensor:
+        """``c_t(x)``: the CNN on ``x`` (``(N, 1, H, W)``) replicate-padded by 20 px, cropped back."""
+        v = F.pad(x, (CNN_PAD,) * 4, mode="replicate")
+        for i, conv in enumerate(self.convs):
+            v = conv(v)
+            if i < len(self.convs) - 1:
+                v = F.elu(v)
+        return v[..., CNN_PAD:-CNN_PAD, CNN_PAD:-CNN_PAD]
+
+    def weight(self, sigma: Tensor) -> Tensor:
+        """``lam_t`` ``(N,)`` for noise levels ``sigma`` ``(N,)`` on [0, 1] (the MLP reads ``1 / (255 sigma)^2``)."""
+        v = (1.0 / (255.0 * sigma) ** 2).reshape(-1, 1).to(self.filter_weights.dtype)
+        for i, layer in enumerate(self.dense):
+            v = layer(v)
+            v = F.elu(v) if i < len(self.dense) - 1 else F.softplus(v)
+        return v.reshape(-1)
+
+    def filters(self) -> Tensor:
+        """The 24 learned 5x5 filters ``(24, 5, 5)``: ``filters[j] = sum_i filter_weights[i, j] atoms[i]``."""
+        return torch.einsum("iab,ij->jab", self.atoms.to(self.filter_weights.dtype), self.filter_weights)
+
+    def filter_spectrum(self, shape: tuple[int, int]) -> Tensor:
+        """``sum_i |F(f_i)|^2`` on an ``H x W`` grid, half spectrum ``(H, W // 2 + 1)``."""
+        otf = psf2otf(self.filters(), shape)
+        return (otf.real**2 + otf.imag**2).sum(0)
+
+    def forward(self, x: Tensor, observation: Tensor, otf: Tensor, sigma: Tensor,
+                adjust: Callable[[Tensor], Tensor] | None = None) -> Tensor:
+        """``x_{t+1}`` from ``x_t`` (``(N, 1, H, W)``) and the observation on the same grid.
+
+        ``otf``: the blur's half-spectrum OTF on the grid (``(H, W // 2 + 1)`` or ``(N, 1, H, W // 2 + 1)``);
+        ``adjust``: ``x -> phi`` (boundary adjustment) or ``None`` to use ``observation`` as ``phi``.
+        """
+        shape = x.shape[-2:]
+        phi = observation if adjust is None else adjust(x)
+        lam = self.weight(sigma).to(x.dtype).reshape(-1, 1, 1, 1)
+        reg = self.filter_spectrum(shape).to(x.dtype)
+        num = lam * torch.conj(otf) * torch.fft.rfft2(phi) + torch.fft.rfft2(self.regularizer(x))
+        den = lam * (otf.real**2 + otf.imag**2) + reg
+        return torch.fft.irfft2(num / den, s=shape)
+
+
+class FDN(nn.Module):
+    """The cascade: ``FDN(stages)(y, kernel, sigma)`` restores grey ``y`` (``(N, 1, h, w)``, [0, 1]).
+
+    ``mode="valid"`` (default): ``y`` is a ``valid`` blur (real photographs) and is padded, edgetapered and
+    boundary-adjusted as in the module docstring; ``mode="circular"``: ``y`` is a circular blur, the grid is
+    ``y``'s own and ``phi_t = y`` throughout.  ``on_stage(t, x)`` (optional) receives every stage's estimate,
+    cropped like the result.
+    """
+
+    def __init__(self, stages: Sequence[FDNStage]):
+        super().__init__()
+        if not stages:
+            raise InputError("fdn: a cascade needs at least one stage")
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, y: Tensor, kernel: Tensor, sigma: Tensor, mode: str = "valid",
+                on_stage: Callable[[int, Tensor], None] | None = None) -> Tensor:
+        if y.ndim != 4 or y.shape[1] != 1:
+            raise InputError(f"fdn: y must be (N, 1, H, W), got {tuple(y.shape)}")
+        kernel = kernel.to(y.dtype)
+        kh, kw = kernel.shape[-2:]
+        h, w = y.shape[-2:]
+        sigma = torch.as_tensor(sigma, dtype=y.dtype, device=y.device).reshape(-1).expand(y.shape[0])
+        if mode == "circular":
+            obs, crop = y, (slice(0, h), slice(0, w))
+        elif mode == "valid":
+            pad, crop = fdn_grid(h, w, kh, kw)
+            obs = edgetaper(F.pad(y, pad, mode="replicate"), kernel, iterations=TAPERS)
+        else:
+            raise InputError(f"fdn: unknown blur mode {mode!r} (circular | valid)")
+        shape = obs.shape[-2:]
+        otf = psf2otf(kernel, shape)
+        adjust = None
+        if mode == "valid":
+            inner = torch.zeros(shape, dtype=y.dtype, device=y.device)
+            inner[crop] = 1.0
+            inner_obs = inner * obs
+
+            def adjust(x: Tensor) -> Tensor:
+                blurred = torch.fft.irfft2(torch.fft.rfft2(x) * otf, s=shape)
+                return inner_obs + (1.0 - inner) * blurred
+
+        x = obs
+        for t, stage in enumerate(self.stages):
+            x = stage(x, obs, otf, sigma, adjust if t > 0 else None)
+            if on_stage is not None:
+                on_stage(t, x[..., crop[0], crop[1]])
+        return x[..., crop[0], crop[1]]
