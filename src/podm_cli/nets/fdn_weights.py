@@ -143,7 +143,7 @@ def stage_from_arrays(arrays: dict[str, np.ndarray], where: str = "FDN weights")
         if tuple(own[k].shape) != tuple(v.shape):
             raise InputError(f"{where}: {k} has shape {tuple(v.shape)}, expected {tuple(own[k].shape)}")
     stage.load_state_dict(state, strict=True)
-    return stage.eval()
+    return stage.requires_grad_(False).eval()
 
 
 def load_fdn(folder: str | os.PathLike, finetuned: bool = True, stages: int | None = None) -> tuple[FDN, dict]:
@@ -151,6 +151,7 @@ def load_fdn(folder: str | os.PathLike, finetuned: bool = True, stages: int | No
 
     ``finetuned=True``: the jointly fine-tuned 10-stage cascade (only released for all 10 stages);
     ``finetuned=False``: the first ``stages`` greedily trained stages (``stage_01.hdf5`` ...).
+    The parameters are frozen (``requires_grad=False``); call ``requires_grad_(True)`` to train them.
     """
     folder = Path(folder)
     cfg = load_fdn_config(folder)
