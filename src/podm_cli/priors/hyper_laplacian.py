@@ -23,7 +23,7 @@ from torch import Tensor
 
 from podm_cli.errors import InputError
 from podm_cli.priors.base import Prior, per_image_step
-from podm_cli.priors.gradient import dtd_spectrum, grad_circular, grad_circular_adjoint
+from podm_cli.physics.differences import diff_otf_sq, forward_diff, forward_diff_adjoint
 from podm_cli.priors.lp import _check_p, gst
 
 __all__ = ["LpGradient"]
@@ -54,27 +54,27 @@ class LpGradient(Prior):
         return False
 
     def value(self, x: Tensor) -> Tensor:
-        gh, gv = grad_circular(x)
+        gh, gv = forward_diff(x)
         return self.lam * (gh.abs().pow(self.p) + gv.abs().pow(self.p)).flatten(1).sum(1)
 
     def prox(self, v: Tensor, step=1.0) -> Tensor:
         s = per_image_step(step, v)
         lam = s * self.lam / self.rho
         h, w = v.shape[-2:]
-        denom = 1.0 + self.rho * dtd_spectrum(h, w, v.device, v.dtype)
-        zh, zv = grad_circular(v)
+        denom = 1.0 + self.rho * diff_otf_sq((h, w), v.dtype, v.device)
+        zh, zv = forward_diff(v)
         uh, uv = torch.zeros_like(v), torch.zeros_like(v)
         x = v
         for it in range(self.iterations):
             if it > 0:
-                rhs = v + self.rho * grad_circular_adjoint(zh - uh, zv - uv)
+                rhs = v + self.rho * forward_diff_adjoint(zh - uh, zv - uv)
                 x = torch.fft.irfft2(torch.fft.rfft2(rhs) / denom, s=(h, w))
-            gh, gv = grad_circular(x)
+            gh, gv = forward_diff(x)
             zh = gst(gh + uh, lam, self.p, self.gst_iterations)
             zv = gst(gv + uv, lam, self.p, self.gst_iterations)
             uh = uh + gh - zh
             uv = uv + gv - zv
-        rhs = v + self.rho * grad_circular_adjoint(zh - uh, zv - uv)
+        rhs = v + self.rho * forward_diff_adjoint(zh - uh, zv - uv)
         x = torch.fft.irfft2(torch.fft.rfft2(rhs) / denom, s=(h, w))
         # safeguard: never return a point whose prox objective is worse than v's
         sv = s if not isinstance(s, Tensor) or s.ndim == 0 else s.reshape(-1)

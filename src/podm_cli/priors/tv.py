@@ -19,7 +19,7 @@ from torch import Tensor
 
 from podm_cli.errors import InputError
 from podm_cli.priors.base import Prior, per_image_step
-from podm_cli.priors.gradient import grad_neumann, grad_neumann_adjoint
+from podm_cli.physics.differences import forward_diff_neumann, forward_diff_neumann_adjoint
 
 __all__ = ["TV"]
 
@@ -42,7 +42,7 @@ class TV(Prior):
         return False
 
     def value(self, x: Tensor) -> Tensor:
-        gh, gv = grad_neumann(x)
+        gh, gv = forward_diff_neumann(x)
         return self.lam * torch.sqrt(gh * gh + gv * gv).flatten(1).sum(1)
 
     def prox(self, v: Tensor, step=1.0) -> Tensor:
@@ -56,7 +56,7 @@ class TV(Prior):
         rh, rv = ph, pv
         tk = 1.0
         for _ in range(self.iterations):
-            gh, gv = grad_neumann(v - t * grad_neumann_adjoint(rh, rv))
+            gh, gv = forward_diff_neumann(v - t * forward_diff_neumann_adjoint(rh, rv))
             qh = rh + gh / (8.0 * t_safe)
             qv = rv + gv / (8.0 * t_safe)
             norm = torch.clamp(torch.sqrt(qh * qh + qv * qv), min=1.0)
@@ -65,4 +65,4 @@ class TV(Prior):
             beta = (tk - 1.0) / tk_next
             rh, rv = nh + beta * (nh - ph), nv + beta * (nv - pv)
             ph, pv, tk = nh, nv, tk_next
-        return v - t * grad_neumann_adjoint(ph, pv)
+        return v - t * forward_diff_neumann_adjoint(ph, pv)
