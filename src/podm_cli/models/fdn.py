@@ -13,13 +13,15 @@ which is the paper's update with ``w_t = 1 / lam_t``:
   [0, 1]), three dense layers of 16 with ELU, one dense output with softplus;
 * ``f_ti`` -- 24 learned 5x5 filters, each a linear combination (``filter_weights``, 24x24) of the 24 non-DC
   2-D DCT atoms;
-* ``phi_t`` -- the observation with boundary adjustment: at ``t = 0`` the blurred image ``y`` padded by
-  ``kernel - 1`` pixels with replicated edges and then edgetapered three times; for ``t > 0`` that padded
-  observation inside the region of ``y`` and the circular blur of the current estimate outside it,
-  ``phi_t = M_I y_pad + (1 - M_I) (k * x_t)``.
+* ``phi_t`` -- the observation with boundary adjustment (:class:`~podm_cli.physics.DataTerm`, ``boundary=
+  "adjust"``): at ``t = 0`` the blurred image ``y`` padded with replicated edges to the data term's grid
+  (``next_fast_len(h + kh - 1)`` by ``next_fast_len(w + kw - 1)``, ``y`` centred) and edgetapered three
+  times; for ``t > 0``, ``phi_t = P0 y + (1 - M) (k * x_t)``: ``y`` where it was observed, the circular blur
+  of the current estimate elsewhere.
 
-The cascade starts from ``x_0 = phi_0``.  The circular convolutions live on the padded grid itself (its
-size is ``h + kh - 1`` by ``w + kw - 1``, no FFT-size rounding), as the authors trained it.
+The cascade starts from ``x_0 = phi_0``; the result is the grid's crop aligned with ``y``.  (The authors'
+code used the grid ``h + kh - 1`` exactly and, inside ``M``, the edgetapered rather than the raw ``y``;
+docs/fdn.md measures the difference.)
 
 Example::
 
@@ -41,10 +43,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from podm_cli.errors import InputError
-from podm_cli.physics.boundary import edgetaper
+from podm_cli.physics.data_term import DataTerm, item_weight
 from podm_cli.physics.fft import psf2otf
 
-__all__ = ["FDN", "FDNStage", "dct_atoms", "fdn_grid", "CNN_PAD", "FILTER_SIZE"]
+__all__ = ["CNN_PAD", "FDN", "FDNStage", "FILTER_SIZE", "TAPERS", "dct_atoms"]
 
 FILTER_SIZE = 5  # the learned filters are 5x5
 CNN_PAD = 20  # replicate padding around the CNN's input, cropped after it
@@ -68,19 +70,6 @@ def dct_atoms(size: int = FILTER_SIZE, dtype=torch.float64) -> Tensor:
     c = c * torch.where(freq == 0, math.sqrt(1.0 / size), math.sqrt(2.0 / size))[:, None]
     idx = torch.arange(1, size * size)
     return c[idx % size][:, :, None] * c[idx // size][:, None, :]
-
-
-def fdn_grid(h: int, w: int, kh: int, kw: int) -> tuple[tuple[int, int, int, int], tuple[slice, slice]]:
-    """Padding ``(left, right, top, bottom)`` of a ``valid`` image for a ``kh x kw`` kernel, and the crop
-    of the padded grid that holds the estimate aligned with ``y``: ``kernel - 1`` pixels in all, the lesser
-    half before (odd kernels: ``(kh - 1) / 2`` on each side).
-
-    >>> fdn_grid(10, 12, 5, 4)
-    ((1, 2, 2, 2), (slice(2, 12, None), slice(1, 13, None)))
-    """
-    top, left = (kh - 1) // 2, (kw - 1) // 2
-    pad = (left, kw - 1 - left, top, kh - 1 - top)
-    return pad, (slice(top, top + h), slice(left, left + w))
 
 
 class FDNStage(nn.Module):
@@ -122,20 +111,15 @@ class FDNStage(nn.Module):
         otf = psf2otf(self.filters(), shape)
         return (otf.real**2 + otf.imag**2).sum(0)
 
-    def forward(self, x: Tensor, observation: Tensor, otf: Tensor, sigma: Tensor,
-                adjust: Callable[[Tensor], Tensor] | None = None) -> Tensor:
-        """``x_{t+1}`` from ``x_t`` (``(N, 1, H, W)``) and the observation on the same grid.
-
-        ``otf``: the blur's half-spectrum OTF on the grid (``(H, W // 2 + 1)`` or ``(N, 1, H, W // 2 + 1)``);
-        ``adjust``: ``x -> phi`` (boundary adjustment) or ``None`` to use ``observation`` as ``phi``.
-        """
-        shape = x.shape[-2:]
-        phi = observation if adjust is None else adjust(x)
-        lam = self.weight(sigma).to(x.dtype).reshape(-1, 1, 1, 1)
-        reg = self.filter_spectrum(shape).to(x.dtype)
-        num = lam * torch.conj(otf) * torch.fft.rfft2(phi) + torch.fft.rfft2(self.regularizer(x))
-        den = lam * (otf.real**2 + otf.imag**2) + reg
-        return torch.fft.irfft2(num / den, s=shape)
+    def forward(self, x: Tensor, data: DataTerm, sigma: Tensor, adjust: bool = True) -> Tensor:
+        """``x_{t+1}`` from ``x_t`` (``(N, 1, H, W)`` on ``data.grid``): the closed-form Fourier step
+        ``data.solve_quadratic`` with ``extra = F(c_t(x)) / lam_t``, ``weight = 1 / lam_t`` and the filters'
+        spectrum; ``adjust``: the observation is boundary-adjusted with ``x`` (``data.observation(x)``)."""
+        lam = self.weight(sigma).to(x.dtype)
+        inv = 1.0 / lam
+        extra_hat = torch.fft.rfft2(self.regularizer(x)) * item_weight(inv, x)
+        reg_sq = self.filter_spectrum(data.grid).to(x.dtype)
+        return data.solve_quadratic(extra_hat, inv, reg_sq, x=x if adjust else None)
 
 
 class FDN(nn.Module):
@@ -153,36 +137,20 @@ class FDN(nn.Module):
             raise InputError("fdn: a cascade needs at least one stage")
         self.stages = nn.ModuleList(stages)
 
-    def forward(self, y: Tensor, kernel: Tensor, sigma: Tensor, mode: str = "valid",
+    def forward(self, y: Tensor, kernel: Tensor, sigma: Tensor, mode: str = "valid", adjust: bool = True,
                 on_stage: Callable[[int, Tensor], None] | None = None) -> Tensor:
         if y.ndim != 4 or y.shape[1] != 1:
             raise InputError(f"fdn: y must be (N, 1, H, W), got {tuple(y.shape)}")
-        kernel = kernel.to(y.dtype)
-        kh, kw = kernel.shape[-2:]
-        h, w = y.shape[-2:]
         sigma = torch.as_tensor(sigma, dtype=y.dtype, device=y.device).reshape(-1).expand(y.shape[0])
-        if mode == "circular":
-            obs, crop = y, (slice(0, h), slice(0, w))
-        elif mode == "valid":
-            pad, crop = fdn_grid(h, w, kh, kw)
-            obs = edgetaper(F.pad(y, pad, mode="replicate"), kernel, iterations=TAPERS)
-        else:
-            raise InputError(f"fdn: unknown blur mode {mode!r} (circular | valid)")
-        shape = obs.shape[-2:]
-        otf = psf2otf(kernel, shape)
-        adjust = None
-        if mode == "valid":
-            inner = torch.zeros(shape, dtype=y.dtype, device=y.device)
-            inner[crop] = 1.0
-            inner_obs = inner * obs
+        data = DataTerm.build(y, kernel, mode=mode, boundary="adjust" if adjust else "edgetaper",
+                              taper_iterations=TAPERS, start="edgetaper")
+        return self.run(data, sigma, on_stage)
 
-            def adjust(x: Tensor) -> Tensor:
-                blurred = torch.fft.irfft2(torch.fft.rfft2(x) * otf, s=shape)
-                return inner_obs + (1.0 - inner) * blurred
-
-        x = obs
+    def run(self, data: DataTerm, sigma: Tensor, on_stage: Callable[[int, Tensor], None] | None = None) -> Tensor:
+        """The cascade on a built data term (grey, ``(N, 1, ...)``); returns ``data.output(x_T)``."""
+        x = data.initial()
         for t, stage in enumerate(self.stages):
-            x = stage(x, obs, otf, sigma, adjust if t > 0 else None)
+            x = stage(x, data, sigma, adjust=t > 0)
             if on_stage is not None:
-                on_stage(t, x[..., crop[0], crop[1]])
-        return x[..., crop[0], crop[1]]
+                on_stage(t, data.output(x))
+        return data.output(x)
