@@ -19,8 +19,8 @@ import torch
 
 from podm_cli.data.locator import data_root
 from podm_cli.data.tuning import load_tuning_set
-from podm_cli.evaluation.metrics import psnr, ssim
 from podm_cli.methods.ircnn import IRCNN
+from podm_cli.metrics import psnr, ssim
 from podm_cli.nets import DenoiserBank
 
 

@@ -17,8 +17,8 @@ import time
 import torch
 
 from podm_cli.data.locator import data_root
-from podm_cli.evaluation.metrics import psnr, ssim
 from podm_cli.methods.ircnn import IRCNN
+from podm_cli.metrics import psnr, ssim
 from podm_cli.models import RPODM
 from podm_cli.training.cache import default_cache_path
 from podm_cli.training.datamodule import BlurPairsDataModule

@@ -30,10 +30,10 @@ import scipy.io
 import torch
 import torch.nn.functional as F
 
-from podm_cli.evaluation.metrics import psnr
 from podm_cli.imageio import read_image
 from podm_cli.methods.hl import HyperLaplacian
 from podm_cli.methods.tv import TV
+from podm_cli.metrics import psnr
 from podm_cli.physics import Blur, add_gaussian_noise, image_seed
 
 MU_GRID = [250, 354, 500, 707, 1000, 1414, 2000, 2828, 4000, 5657, 8000]

@@ -32,9 +32,9 @@ import torch
 
 from podm_cli.data.locator import data_root
 from podm_cli.data.tuning import load_tuning_set
-from podm_cli.evaluation.metrics import psnr, ssim
 from podm_cli.methods.ircnn import IRCNN
 from podm_cli.methods.podm import PODM
+from podm_cli.metrics import psnr, ssim
 from podm_cli.nets import DenoiserBank
 
 AUTHORS = {"mu_rule": "constant", "sigma_min": 4.0, "lamda_divisor": 3.0, "lam": 1e-4, "descent_check": False}

@@ -14,9 +14,9 @@ from podm_cli.data import PROTOCOLS, Sample, make_dataset
 from podm_cli.data.datasets import _fit_to
 from podm_cli.data.locator import find_sun_layout
 from podm_cli.errors import DataNotFoundError, InputError
-from podm_cli.evaluation.metrics import Scoring
 from podm_cli.imageio import read_image
 from podm_cli.kernels import load_levin_kernels
+from podm_cli.metrics import LEVIN_SCORING, Scoring
 from podm_cli.physics import Blur, add_gaussian_noise, image_seed, quantize, valid_offset
 
 
@@ -28,7 +28,9 @@ def test_protocol_table():
     for name in ("levin_valid", "sun", "sun_substitute"):
         assert PROTOCOLS[name].mode == "valid" and PROTOCOLS[name].scoring == Scoring(50, 10)
         assert PROTOCOLS[name].sigma == 0.01
-    assert PROTOCOLS["levin_real"].scoring == Scoring(15, 10)
+    assert PROTOCOLS["levin_real"].scoring == LEVIN_SCORING == Scoring(15, 5, subpixel=4)
+    assert PROTOCOLS["levin_real"].version == 2  # v1 scored integer shifts only
+    assert all(PROTOCOLS[name].version == 1 for name in PROTOCOLS if name != "levin_real")
     assert PROTOCOLS["levin_real"].sigma == pytest.approx(1.5 / 255)
     assert "NOT comparable" in PROTOCOLS["sun_substitute"].note
 
@@ -182,7 +184,7 @@ def test_levin_valid_is_valid_blur_of_the_uncropped_gt(data_dir):
 @pytest.mark.data
 def test_levin_real_pairs_captured_blur_with_its_gt_and_kernel(data_dir):
     ds = make_dataset("levin_real", data_dir, dtype=torch.float64)
-    assert ds.sigma == pytest.approx(1.5 / 255) and ds.scoring == Scoring(15, 10)
+    assert ds.sigma == pytest.approx(1.5 / 255) and ds.scoring == LEVIN_SCORING and ds.version == 2
     s = ds[0]
     gt = read_image(data_dir / "levin/gt/im_1.png")[0].to(torch.float64)
     captured = read_image(data_dir / "levin/blurred_real/im01_ker01.png")[0].to(torch.float64)

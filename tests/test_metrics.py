@@ -1,4 +1,4 @@
-"""PSNR/SSIM against scikit-image and torchmetrics, border discard and best-shift alignment.
+"""PSNR/SSIM against scikit-image and torchmetrics, border discard, best-shift and sub-pixel alignment.
 
 Measured agreement (float64 inputs, this file's images):
 * PSNR vs ``skimage.metrics.peak_signal_noise_ratio``: identical (difference 0.0).
@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter, map_coordinates
+from scipy.ndimage import shift as ndi_shift
 
-from podm_cli import evaluation
+from podm_cli import metrics
 from podm_cli.errors import InputError
-from podm_cli.evaluation import metrics
-from podm_cli.evaluation.metrics import Scoring, best_shift, psnr, score, score_details, ssim
+from podm_cli.metrics import LEVIN_SCORING, Scoring, best_shift, psnr, score, score_details, ssim
 
 skm = pytest.importorskip("skimage.metrics")
 
@@ -247,6 +247,129 @@ def test_cuda_matches_cpu(rng):
     assert (gpu.shift.cpu() == cpu.shift).all()
 
 
+# ------------------------------------------------------------------- sub-pixel (Levin's comp_upto_shift)
+
+
+def comp_upto_shift_reference(est: np.ndarray, gt: np.ndarray):
+    """Levin et al.'s ``comp_upto_shift`` as published, one shift at a time: ground truth without 15 px,
+    estimate without 10 px, bilinear interpolation (``map_coordinates(order=1)``, MATLAB ``interp2``'s
+    'linear') at every shift of -5:0.25:5 in both axes, least sum of squared errors; ties to the smallest shift.
+    """
+    g = gt[15:-15, 15:-15]
+    e = est[10:-10, 10:-10]
+    ii, jj = np.mgrid[0 : g.shape[0], 0 : g.shape[1]].astype(np.float64)
+    shifts = np.arange(-20, 21) / 4
+    cands = sorted(((dy, dx) for dy in shifts for dx in shifts), key=lambda d: d[0] ** 2 + d[1] ** 2)
+    best = None
+    for dy, dx in cands:
+        t_ = map_coordinates(e, [ii + 5 + dy, jj + 5 + dx], order=1, mode="nearest")
+        sse = np.sum((t_ - g) ** 2)
+        if best is None or sse < best[0]:
+            best = (sse, (dy, dx), t_)
+    sse, shift, aligned = best
+    return 10 * np.log10(1.0 / np.mean((aligned - g) ** 2)), shift, aligned, g
+
+
+def test_levin_scoring_matches_comp_upto_shift_reference(rng):
+    ref = smooth(rng, (2, 1, 52, 47), sigma=1.5)
+    # blurred, shifted by a non-grid amount (so the answer is a genuine interpolation), then noisy
+    est = np.stack([gaussian_filter(ndi_shift(ref[i, 0], (i + 0.6, -1.3), order=3, mode="nearest"), 0.7)
+                    for i in range(2)])
+    est = noisy(rng, est, 0.02)[:, None]
+    r = score_details(t(est), t(ref), LEVIN_SCORING)
+    for i in range(2):
+        p, shift, aligned, g = comp_upto_shift_reference(est[i, 0], ref[i, 0])
+        assert tuple(r.shift[i].tolist()) == shift
+        assert shift != tuple(np.round(shift))  # the reference's optimum is off the integer grid
+        assert abs(r.psnr[i].item() - p) < 1e-9
+        assert abs(r.ssim[i].item() - skm.structural_similarity(g, aligned, **SK_SSIM)) < 1e-9
+
+
+def test_every_subpixel_sse_matches_direct_interpolation(rng):
+    """The fast search's error surface (all 41 x 41 shifts) equals interpolating and summing each shift."""
+    ref = smooth(rng, (1, 2, 40, 37))
+    est = noisy(rng, ref, 0.05)
+    s, b = 5, 15
+    h, w = 40 - 2 * b, 37 - 2 * b
+    big, r = t(est)[..., b - s : b + h + s, b - s : b + w + s], t(ref)[..., b : b + h, b : b + w]
+    sse, _ = metrics._bilinear_sse(big, r, s, metrics._bilinear_taps(s, 4))
+    ii, jj = np.mgrid[0:h, 0:w].astype(np.float64)
+    grid = np.arange(-20, 21) / 4
+    direct = np.array([[sum(np.sum((map_coordinates(est[0, c, b - s : b + h + s, b - s : b + w + s],
+                                                      [ii + s + dy, jj + s + dx], order=1) - ref[0, c, b:-b, b:-b]) ** 2)
+                            for c in range(2)) for dx in grid] for dy in grid])
+    np.testing.assert_allclose(sse[0].numpy(), direct, rtol=1e-12, atol=0)
+
+
+def band_limited(dy: float, dx: float, shape=(96, 90)) -> np.ndarray:
+    """A smooth analytic scene sampled at ``(i - dy, j - dx)``: an exactly shifted copy for any dy, dx."""
+    i, j = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
+    y, x = i - dy, j - dx
+    return (0.5 + 0.2 * np.cos(2 * np.pi * (0.031 * y + 0.017 * x) + 0.3)
+            + 0.12 * np.cos(2 * np.pi * (0.012 * y - 0.036 * x) + 1.1) + 0.08 * np.sin(2 * np.pi * 0.027 * x))
+
+
+@pytest.mark.parametrize("shift", [(1.25, -2.5), (-3.75, 0.5)])
+def test_fractional_shift_is_found_and_scored_as_unshifted(shift):
+    ref = band_limited(0.0, 0.0)
+    # an imperfect estimate (contrast and brightness off), unshifted and exactly shifted by a fractional amount
+    unshifted = 0.9 * band_limited(0.0, 0.0) + 0.04
+    shifted = 0.9 * band_limited(*shift) + 0.04
+    base = score_details(t(unshifted), t(ref), LEVIN_SCORING)
+    got = score_details(t(shifted), t(ref), LEVIN_SCORING)
+    assert base.shift.tolist() == [[0.0, 0.0]]
+    assert got.shift.tolist() == [list(shift)]
+    # Within interpolation error: eps = RMS of (bilinear interpolant of `shifted` at the true shift -
+    # `unshifted`) on the scored region; by the triangle inequality the RMS errors differ by at most eps.
+    ii, jj = np.mgrid[15:-15 + ref.shape[0], 15:-15 + ref.shape[1]].astype(np.float64)
+    back = map_coordinates(shifted, [ii + shift[0], jj + shift[1]], order=1)
+    eps = np.sqrt(np.mean((back - unshifted[15:-15, 15:-15]) ** 2))
+    rms_base, rms_got = 10 ** (-base.psnr.item() / 20), 10 ** (-got.psnr.item() / 20)
+    assert abs(rms_got - rms_base) <= eps + 1e-12
+    assert eps < 0.1 * rms_base  # interpolation error is small here: measured 0.32 dB, 6e-4 SSIM
+    assert abs(got.psnr.item() - base.psnr.item()) < 0.5 and abs(got.ssim.item() - base.ssim.item()) < 2e-3
+    # integer alignment cannot undo the fractional part and loses clearly (measured 32.64 vs 33.76 dB)
+    integer = score_details(t(shifted), t(ref), Scoring(15, 5))
+    assert integer.psnr.item() < got.psnr.item() - 1.0
+
+
+def zigzag(t_: np.ndarray) -> np.ndarray:
+    """Triangle wave of period 12, slope +-1, kinks at half-integers (values 0 .. 6)."""
+    return np.abs(np.mod(t_ - 0.5, 12.0) - 6.0)
+
+
+def test_integer_and_subpixel_scoring_differ_by_the_known_amount():
+    # ref(i, j) = a (Z(i) + Z(j)); the estimate is that scene moved by half a pixel in both axes, plus an
+    # offset c. Z is piecewise linear with kinks at half-integers, so the bilinear interpolant of the
+    # estimate is exact and the half-pixel shift recovers ref + c: MSE = c^2. At every integer shift each
+    # axis is off by +-0.5 a with mean zero over whole periods (48 px = 4 periods): MSE = 0.5 a^2 + c^2.
+    a, c = 0.02, 0.01
+    k = np.arange(78, dtype=np.float64)
+    ref = 0.2 + a * (zigzag(k)[:, None] + zigzag(k)[None, :])
+    est = 0.2 + a * (zigzag(k - 0.5)[:, None] + zigzag(k - 0.5)[None, :]) + c
+    sub = score_details(t(est), t(ref), LEVIN_SCORING)
+    integer = score_details(t(est), t(ref), Scoring(15, 5))
+    assert sub.shift.tolist() == [[0.5, 0.5]]
+    assert abs(sub.psnr.item() - (-20 * np.log10(c))) < 1e-9  # 40 dB
+    assert abs(integer.psnr.item() - (-10 * np.log10(0.5 * a**2 + c**2))) < 1e-9  # 32.22 dB
+    assert abs((sub.psnr - integer.psnr).item() - 10 * np.log10(1 + 0.5 * a**2 / c**2)) < 1e-9  # 7.78 dB
+
+
+def test_subpixel_never_below_integer_and_exact_on_integer_rolls(rng):
+    ref = smooth(rng, (3, 1, 60, 64))
+    x = noisy(rng, np.stack([np.roll(ref[i], (i - 1, 2 * i - 2), axis=(-2, -1)) for i in range(3)]), 0.03)
+    sub = score_details(t(x), t(ref), Scoring(15, 5, subpixel=4))
+    integer = score_details(t(x), t(ref), Scoring(15, 5))
+    assert (sub.psnr >= integer.psnr).all()
+    rolled = np.stack([np.roll(ref[i], (i - 1, 2 * i - 2), axis=(-2, -1)) for i in range(3)])
+    exact = score_details(t(rolled), t(ref), LEVIN_SCORING)
+    assert exact.shift.tolist() == [[-1.0, -2.0], [0.0, 0.0], [1.0, 2.0]] and torch.isinf(exact.psnr).all()
+    # the functional API takes the same grid
+    torch.testing.assert_close(psnr(t(x), t(ref), 15, 5, subpixel=4), sub.psnr, rtol=0, atol=0)
+    torch.testing.assert_close(ssim(t(x), t(ref), 15, 5, subpixel=4), sub.ssim, rtol=0, atol=0)
+    assert (best_shift(t(x), t(ref), 15, 5, subpixel=4) == sub.shift).all()
+
+
 # ------------------------------------------------------------------------------------- errors, Scoring
 
 
@@ -263,6 +386,9 @@ def test_cuda_matches_cpu(rng):
         lambda a: psnr(a[0, 0, 0], a[0, 0, 0]),  # 1-D
         lambda a: Scoring(border=-1),
         lambda a: Scoring(max_shift=True),
+        lambda a: Scoring(subpixel=0),
+        lambda a: Scoring(subpixel=True),
+        lambda a: psnr(a, a, max_shift=1, subpixel=2.0),
     ],
 )
 def test_bad_input_raises_input_error(call):
@@ -284,9 +410,11 @@ def test_scoring_describe_and_dict():
     with pytest.raises(AttributeError):
         sun.border = 0  # frozen
     assert Scoring(50, 10) == sun and hash(Scoring(50, 10)) == hash(sun)
+    assert d["shift_step"] == 1.0 and LEVIN_SCORING.to_dict()["shift_step"] == 0.25
+    assert LEVIN_SCORING == Scoring(border=15, max_shift=5, subpixel=4)
+    assert "0.25 px grid within +-5 px, bilinear" in LEVIN_SCORING.describe()
 
 
 def test_docstring_examples_run():
-    for module in (metrics, evaluation):
-        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
-        assert result.failed == 0 and result.attempted > 0
+    result = doctest.testmod(metrics, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0

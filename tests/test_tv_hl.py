@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from podm_cli.errors import InputError
-from podm_cli.evaluation.metrics import psnr
 from podm_cli.methods import fourier, hl, tv
 from podm_cli.methods.hl import HyperLaplacian, WLookupTable, hl_threshold, solve_w
 from podm_cli.methods.tv import TV
+from podm_cli.metrics import psnr
 from podm_cli.physics import Blur, add_gaussian_noise, psf2otf
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,15 +1,19 @@
-"""Benchmark datasets, one per evaluation protocol (design notes section 3).
+"""Benchmark datasets, one per evaluation protocol (docs/protocol.md).
 
-=================  =====================  =========================================  ========  ===============  =================
+=====================  =========================================  ========  ===============  =====================
 protocol               images                                     blur      noise            scoring
-=====================  =========================================  ========  ===============  =================
+=====================  =========================================  ========  ===============  =====================
 ``levin``              4 Levin gt x 8 Levin kernels = 32          circular  1 %, seeded      whole image
 ``levin_valid``        4 Levin gt x 8 Levin kernels = 32          valid     1 %, 8-bit       border 50, +-10
 ``levin_valid_whole``  the ``levin_valid`` items (same noise)     valid     1 %, 8-bit       whole valid region
-``levin_real``         Levin's 32 captured blurs vs the 4 gt      real      real (~1.5/255)  border 15, +-10
+``levin_real`` (v2)    Levin's 32 captured blurs vs the 4 gt      real      real (~1.5/255)  Levin's comp_upto_shift
 ``sun``                Sun et al. 2013: 80 x 8 = 640 (if fetched) real*     1 %, 8-bit       border 50, +-10
 ``sun_substitute``     BSD68 (68) + Set12 (12) x 8 Levin = 640    valid     1 %, 8-bit       border 50, +-10
-=====================  =========================================  ========  ===============  =================
+=====================  =========================================  ========  ===============  =====================
+
+"border 50, +-10": 50 px border discarded, best integer shift within +-10 px. Levin's ``comp_upto_shift``
+(:data:`~podm_cli.metrics.LEVIN_SCORING`): 15 px border of the ground truth discarded, best shift within
++-5 px on a 0.25 px grid with bilinear interpolation of the estimate.
 
 Each item is a :class:`Sample` ``(blurred (1, H', W'), sharp (1, H'', W''), kernel (kh, kw), sigma,
 name)``; tensors are ``float32`` by default (``dtype=torch.float64`` on request). Synthetic blurs are
@@ -28,9 +32,11 @@ best-shift scoring absorbs.
 needed) and ``"valid"`` otherwise: the boundary is unknown and methods should use boundary handling
 (padding + edgetaper or Liu-Jia) and return an estimate with ``blurred``'s size.
 
-Scoring border for ``levin_real``: 15 px, the border Levin et al.'s own ``comp_upto_shift`` evaluation
-discards; it also exceeds the largest Levin kernel's half-width (13 px), so pixels whose blur involved
-content outside the frame are not scored.
+Scoring of ``levin_real``: Levin et al.'s own ``comp_upto_shift``, the scoring every published number on
+these captured blurs uses. Its 15 px border also exceeds the largest Levin kernel's half-width (13 px), so
+pixels whose blur involved content outside the frame are not scored. Version 1 of the protocol searched
+integer shifts only (within +-10 px) and scored 2-3 dB lower; a protocol's ``version`` is recorded with
+its results (docs/protocol.md says what each version changed).
 
 Example:
     >>> ds = make_dataset("levin", "/path/to/data")  # doctest: +SKIP
@@ -53,9 +59,9 @@ from torch.utils.data import Dataset
 
 from podm_cli.data.locator import data_root, fetch_hint, find_sun_layout, require
 from podm_cli.errors import DataNotFoundError, InputError
-from podm_cli.evaluation.metrics import Scoring
 from podm_cli.imageio import read_image
 from podm_cli.kernels import load_kernel, load_levin_kernels
+from podm_cli.metrics import LEVIN_SCORING, Scoring
 from podm_cli.physics import Blur, add_gaussian_noise, image_seed, quantize, valid_offset
 
 __all__ = ["PROTOCOLS", "BenchmarkDataset", "Protocol", "Sample", "make_dataset"]
@@ -86,13 +92,18 @@ class Sample(NamedTuple):
 
 @dataclass(frozen=True)
 class Protocol:
-    """What a protocol name means: blur mode, default noise level, scoring and a one-line note."""
+    """What a protocol name means: blur mode, default noise level, scoring, a one-line note and a version.
+
+    ``version`` goes up whenever the protocol's meaning changes (data, noise or scoring), so results of
+    different versions are never compared unknowingly; docs/protocol.md lists what each version changed.
+    """
 
     name: str
     mode: str
     sigma: float
     scoring: Scoring
     note: str
+    version: int = 1
 
 
 SUN_SCORING = Scoring(border=50, max_shift=10)
@@ -114,9 +125,12 @@ PROTOCOLS: dict[str, Protocol] = {
         "numbers (docs/protocol.md)",
     ),
     "levin_real": Protocol(
-        "levin_real", "valid", 1.5 / 255, Scoring(border=15, max_shift=10),
+        "levin_real", "valid", 1.5 / 255, LEVIN_SCORING,
         "Levin et al.'s 32 captured camera-shake blurs against the 4 ground truths (registered up to 1-3 px), "
-        "kernel = Levin kernel j, sigma = 1.5/255 is an estimate; border 15 (Levin's), best shift +-10",
+        "kernel = Levin kernel j, sigma = 1.5/255 is an estimate; scored with Levin et al.'s comp_upto_shift "
+        "(border 15, best shift within +-5 px on a 0.25 px grid, bilinear), as every published number on it "
+        "(version 2; version 1 searched integer shifts only)",
+        version=2,
     ),
     "sun": Protocol(
         "sun", "valid", 0.01, SUN_SCORING,
@@ -136,14 +150,15 @@ PROTOCOLS: dict[str, Protocol] = {
 class BenchmarkDataset(Dataset):
     """An indexable, lazily generated benchmark set with its protocol attached.
 
-    Attributes: ``protocol`` (the name recorded in every result), ``mode`` (``circular``/``valid``),
-    ``scoring`` (:class:`~podm_cli.evaluation.metrics.Scoring`), ``note``, ``sigma`` (the protocol's noise
-    level), ``names`` (item names in order), ``root`` (data root).
+    Attributes: ``protocol`` (the name recorded in every result), ``version`` (of the protocol's
+    definition), ``mode`` (``circular``/``valid``), ``scoring`` (:class:`~podm_cli.metrics.Scoring`),
+    ``note``, ``sigma`` (the protocol's noise level), ``names`` (item names in order), ``root`` (data root).
     """
 
     def __init__(self, spec: Protocol, protocol: str, names: list[str], root: Path, sigma: float,
                  dtype: torch.dtype, note: str | None = None):
         self.protocol = protocol
+        self.version = spec.version
         self.mode = spec.mode
         self.scoring = spec.scoring
         self.note = note or spec.note

@@ -1,38 +1,5 @@
-"""Evaluation: per-image PSNR/SSIM under a named protocol's :class:`Scoring` (border, best shift).
+"""Evaluation: the runner over protocol datasets, per-image records, reports and studies.
 
-Example:
-    >>> import torch
-    >>> from podm_cli.evaluation import Scoring, score
-    >>> ref = torch.zeros(1, 1, 16, 16)
-    >>> p, s = score(ref + 0.1, ref, Scoring())
-    >>> f"{p.item():.2f}"
-    '20.00'
+The metrics themselves (PSNR, SSIM, border discard, shift alignment, :class:`~podm_cli.metrics.Scoring`)
+live at the bottom layer in :mod:`podm_cli.metrics`, so data, solvers and training can use them too.
 """
-
-from podm_cli.evaluation.metrics import (
-    SSIM_K1,
-    SSIM_K2,
-    SSIM_SIGMA,
-    SSIM_WINDOW,
-    Scores,
-    Scoring,
-    best_shift,
-    psnr,
-    score,
-    score_details,
-    ssim,
-)
-
-__all__ = [
-    "SSIM_K1",
-    "SSIM_K2",
-    "SSIM_SIGMA",
-    "SSIM_WINDOW",
-    "Scores",
-    "Scoring",
-    "best_shift",
-    "psnr",
-    "score",
-    "score_details",
-    "ssim",
-]

@@ -15,8 +15,8 @@ from statistics import fmean
 import torch
 
 from podm_cli.data.datasets import make_dataset
-from podm_cli.evaluation.metrics import Scoring, score
 from podm_cli.evaluation.paper import paper_numbers
+from podm_cli.metrics import Scoring, score
 
 
 @dataclass(frozen=True)

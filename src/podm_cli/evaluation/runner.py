@@ -18,9 +18,9 @@ import torch
 
 from podm_cli.data.datasets import make_dataset
 from podm_cli.errors import DataNotFoundError, PodmError
-from podm_cli.evaluation.metrics import score
 from podm_cli.evaluation.records import ImageRecord, PerImageCSV, summarise
 from podm_cli.methods.base import Method
+from podm_cli.metrics import score
 
 
 @dataclass
@@ -181,6 +181,7 @@ class EvalRunner:
 def _describe_protocol(dataset) -> dict:
     scoring = dataset.scoring
     return {
+        "version": getattr(dataset, "version", 1),
         "mode": dataset.mode,
         "n_images": len(dataset),
         "scoring": scoring.describe() if hasattr(scoring, "describe") else str(scoring),

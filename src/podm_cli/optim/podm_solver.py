@@ -81,7 +81,7 @@ def psnr_or_nan(x: Tensor, truth: Tensor | None) -> Tensor:
     """PSNR of ``clip(x, 0, 1)`` against ``truth`` per image (NaN without a truth)."""
     if truth is None:
         return torch.full((x.shape[0],), math.nan, dtype=torch.float64)
-    from podm_cli.evaluation.metrics import psnr
+    from podm_cli.metrics import psnr
 
     return psnr(x.clamp(0.0, 1.0), truth.to(device=x.device))
 

@@ -100,7 +100,7 @@ class RPODMModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        from podm_cli.evaluation.metrics import psnr, ssim
+        from podm_cli.metrics import psnr, ssim
 
         outs = self.restore(batch["blurred"], batch["kernel"], batch["sigma"])
         ref = batch["sharp"].double()
