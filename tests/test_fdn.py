@@ -231,7 +231,7 @@ def test_missing_and_corrupt_weights(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(InputError, match="not an FDN config.json"):
         load_fdn(tmp_path)
-    with pytest.raises(InputError, match="fine-tuned weights exist for 10 stages only"):
-        FDNMethod(finetuned=True, stages=5)
+    with pytest.raises(InputError, match="stages must be 1..10"):
+        FDNMethod(stages=11)
     msg = FDNMethod().missing(tmp_path)
     assert "podm data fetch weights" in msg and "\n" not in msg

@@ -3,9 +3,9 @@
 The cascade itself is :class:`podm_cli.models.fdn.FDN`; the weights (BSD-2) are read from
 ``<data root>/weights/fdn/<set>/`` by :mod:`podm_cli.nets.fdn_weights` (``podm data fetch weights``).
 
-Boundaries: on ``valid`` data FDN does what it was trained with -- ``y`` padded by ``kernel - 1`` pixels
-with replicated edges and edgetapered (3 times) at the first stage, the boundary adjusted with the current
-estimate at every later stage -- whatever ``operator.boundary`` says; ``circular`` data are solved on their
+Boundaries: on ``valid`` data FDN does what it was trained with -- ``y`` padded with replicated edges to
+the data term's grid and edgetapered (3 times) at the first stage, the boundary adjusted with the current
+estimate at every later stage (``adjust=True``) -- whatever ``operator.boundary`` says; ``circular`` data are solved on their
 own grid.  Colour images are restored channel by channel.
 
 The noise MLP was trained on a noise range (``config.json``: 1..3/255 or 0.1..12.75/255); a ``sigma``
@@ -34,7 +34,11 @@ class FDNMethod(Method):
         weights: ``sigma_1.0-3.0`` (default; trained for sigma in [1, 3]/255) or ``sigma_0.1-12.75``, or a
             folder holding a weight set (``config.json`` and the ``.hdf5`` files).
         finetuned: the jointly fine-tuned 10-stage cascade (default) or the greedily trained stages.
-        stages: number of stages (1..10; ``None`` = all). The fine-tuned weights exist for 10 stages only.
+        stages: number of stages (1..10; ``None`` = all). The fine-tuned weights were trained as a 10-stage
+            cascade: fewer stages with ``finetuned=True`` truncate it (docs/fdn.md measures it).
+        adjust: on ``valid`` data, adjust the boundary with the current estimate at every stage after the
+            first (default, as trained); ``False`` = the edgetapered observation throughout (the paper's
+            ablation).
         data_root: data root for a named weight set (default: the locator's choice, or the root
             :meth:`missing` checked).
         mode: ``circular`` or ``valid`` (see the module docstring); ``boundary`` and
@@ -49,6 +53,7 @@ class FDNMethod(Method):
         weights: str = "sigma_1.0-3.0",
         finetuned: bool = True,
         stages: int | None = None,
+        adjust: bool = True,
         data_root: str | os.PathLike | None = None,
         name: str | None = None,
         source: str | None = None,
@@ -59,12 +64,10 @@ class FDNMethod(Method):
         super().__init__(mode=mode, boundary=boundary, edgetaper_iterations=edgetaper_iterations)
         self.weights = str(weights)
         self.finetuned = bool(finetuned)
+        self.adjust = bool(adjust)
         self.stages = None if stages in (None, "null") else int(stages)
         if self.stages is not None and not 1 <= self.stages <= 10:
             raise InputError(f"fdn: stages must be 1..10 or null, got {stages}")
-        if self.finetuned and self.stages not in (None, 10):
-            raise InputError(f"fdn: the fine-tuned weights exist for 10 stages only; use finetuned=false "
-                             f"for {self.stages} stage(s)")
         if name:
             self.name = str(name)
         if source:
@@ -131,7 +134,7 @@ class FDNMethod(Method):
         def on_stage(t: int, x: Tensor) -> None:
             self._emit_stage(t, x.reshape(y.shape).to(y.dtype))
 
-        x = net(yy, k, s, mode=mode, on_stage=None if self.stage_callback is None else on_stage)
+        x = net(yy, k, s, mode=mode, adjust=self.adjust, on_stage=None if self.stage_callback is None else on_stage)
         return x.reshape(y.shape).to(y.dtype)
 
     def restore_circular(self, y: Tensor, kernel: Tensor, sigma: Tensor) -> Tensor:

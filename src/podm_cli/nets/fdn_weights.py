@@ -149,7 +149,8 @@ def stage_from_arrays(arrays: dict[str, np.ndarray], where: str = "FDN weights")
 def load_fdn(folder: str | os.PathLike, finetuned: bool = True, stages: int | None = None) -> tuple[FDN, dict]:
     """The FDN cascade of a released weight set ``folder`` and its config.
 
-    ``finetuned=True``: the jointly fine-tuned 10-stage cascade (only released for all 10 stages);
+    ``finetuned=True``: the jointly fine-tuned 10-stage cascade, or its first ``stages`` stages (released for
+    10 stages only: fewer is a truncation, whose last stage was not trained to give the output);
     ``finetuned=False``: the first ``stages`` greedily trained stages (``stage_01.hdf5`` ...).
     The parameters are frozen (``requires_grad=False``); call ``requires_grad_(True)`` to train them.
     """
@@ -159,15 +160,12 @@ def load_fdn(folder: str | os.PathLike, finetuned: bool = True, stages: int | No
     if not 1 <= n <= cfg["n_stages"]:
         raise InputError(f"fdn: stages must be 1..{cfg['n_stages']}, got {stages}")
     if finetuned:
-        if n != cfg["n_stages"]:
-            raise InputError(
-                f"fdn: the fine-tuned weights exist for all {cfg['n_stages']} stages only; "
-                f"use finetuned=false for {n} stage(s)"
-            )
-        path = folder / f"stages_01-{n:02d}_finetuned.hdf5"
+        total = cfg["n_stages"]
+        path = folder / f"stages_01-{total:02d}_finetuned.hdf5"
         arrays = read_fdn_stages(path)
-        if len(arrays) != n:
-            raise InputError(f"{path}: {len(arrays)} stages, expected {n}")
+        if len(arrays) != total:
+            raise InputError(f"{path}: {len(arrays)} stages, expected {total}")
+        arrays = arrays[:n]
         where = [f"{path}[{t}]" for t in range(n)]
     else:
         arrays, where = [], []
