@@ -6,7 +6,7 @@
 
 Writes ``curves_mean.csv`` (method, iteration, n, psi, rel_change, psnr, accepted) and, unless
 ``--no-plots``, ``psi_mean.png``, ``rel_change_mean.png``, ``psnr_mean.png`` into the multirun folder (or
-``--out``). The averaging is :func:`podm_cli.evaluation.convergence.average_curves`.
+``--out``). The averaging is :func:`podm_cli.evaluation.convergence_output.average_curves`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from podm_cli.evaluation.convergence import average_curves, write_mean_curves
+from podm_cli.evaluation.convergence_output import average_curves, write_mean_curves
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,7 +49,7 @@ def main() -> None:
     rows = []
     for floor in args.floors:
         t0 = time.perf_counter()
-        est = IRCNN(iterations=args.iterations, sigma_floor=floor, bank=bank)(y, k.float(), args.sigma)
+        est = IRCNN(stages=args.iterations, denoiser_last=floor / 255, bank=bank)(y, k.float(), args.sigma)
         rows.append((floor, psnr(est.double(), x), ssim(est.double(), x), time.perf_counter() - t0))
     table = torch.stack([r[1] for r in rows])  # (floors, images)
     wins = torch.bincount(table.argmax(0), minlength=len(rows))

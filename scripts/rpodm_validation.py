@@ -52,7 +52,7 @@ def main() -> None:
     seen = set()
     for path in args.weights:
         cfg = read_weights_file(path)["config"]
-        key = (cfg["stages"], tuple(cfg.get("sigma_schedule", ())), cfg.get("final_mu_scale"))
+        key = (cfg["stages"], tuple(cfg.get("denoiser_levels", cfg.get("sigma_schedule", ()))), cfg.get("final_mu_scale"))
         if key not in seen:
             seen.add(key)
             init = RPODM(**{**cfg, "denoiser": {**cfg["denoiser"], "pretrained": "official"}}, data_root=root).eval()

@@ -36,6 +36,7 @@ from podm_cli.methods.ircnn import IRCNN
 from podm_cli.methods.podm import PODM
 from podm_cli.metrics import psnr, ssim
 from podm_cli.nets import DenoiserBank
+from podm_cli.physics import DataTerm
 
 AUTHORS = {"mu_rule": "constant", "sigma_min": 4.0, "lamda_divisor": 3.0, "lam": 1e-4, "descent_check": False}
 HEADER = (
@@ -48,12 +49,12 @@ HEADER = (
 def podm_row(stage, cfg, bank, y, tuning, sigma, stages, tail=None, post="prox_gradient") -> dict:
     t0 = time.process_time()
     method = PODM(
-        bank=bank, stages=stages, sigma_min=cfg["sigma_min"], mu_rule=cfg["mu_rule"],
-        lamda_divisor=cfg["lamda_divisor"],
+        bank=bank, stages=stages, denoiser_last=cfg["sigma_min"] / 255, rho_rule=cfg["mu_rule"],
+        rho_divisor=cfg["lamda_divisor"],
         descent_check=cfg["descent_check"], max_iterations=tail, post_schedule=post,
         prior={"name": "lp_dct", "p": 0.8, "lam": cfg["lam"], "gst_iterations": 2},
     )
-    res = method.solve(y, tuning.kernels, sigma, truth=tuning.sharp)
+    res = method.solve(DataTerm.build(y, tuning.kernels), sigma, truth=tuning.sharp)
     x = res.x.clamp(0, 1)
     curve = res.trace.stack("psnr")  # (iterations + 1, N), of the clipped iterate
     p = psnr(x, tuning.sharp)

@@ -14,17 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from podm_cli.errors import InputError
-from podm_cli.evaluation.convergence import (
-    CURVE_COLUMNS,
-    StudySample,
-    average_curves,
-    check_methods,
-    read_curves,
-    run_convergence,
-    summary_lines,
-    write_study,
-)
-from podm_cli.optim import Deconvolution, hqs_solve
+from podm_cli.evaluation.convergence import CURVE_COLUMNS, StudySample, check_methods, run_convergence
+from podm_cli.evaluation.convergence_output import average_curves, read_curves, summary_lines, write_study
+from podm_cli.optim import Deconvolution
 
 D64 = torch.float64
 REPO = Path(__file__).resolve().parents[1]
@@ -50,7 +42,7 @@ def synthetic_sample(n: int = 32) -> StudySample:
     k = torch.zeros(7, 7, dtype=D64)
     k[3, :] = 1
     k = k / k.sum()
-    y = Deconvolution(x, k).A(x) + 0.01 * torch.randn(x.shape, generator=g, dtype=D64)
+    y = Deconvolution.circular(x, k).A(x) + 0.01 * torch.randn(x.shape, generator=g, dtype=D64)
     return StudySample(y=y, kernel=k, sigma=0.01, truth=x, name="synthetic", protocol="test")
 
 
@@ -61,8 +53,8 @@ def report():
         methods=["fista", "mfista", "ircnn", "podm"],
         denoiser=gauss_denoiser,
         max_iterations=40,
-        podm={"stages": 8, "sigma_max": 48.0, "sigma_min": 4.0},
-        ircnn={"iterations": 8, "sigma_max": 49.0, "sigma_floor": 13.0},
+        podm={"stages": 8, "denoiser_first": 48 / 255, "denoiser_last": 4 / 255},
+        ircnn={"stages": 8, "denoiser_first": 49 / 255, "denoiser_last": 13 / 255},
         device="cpu",
     )
 
@@ -114,8 +106,9 @@ def test_write_study_outputs(report, tmp_path):
     assert summary["methods"]["podm"]["iterations"] == int(report.runs["podm"].result.iterations[0])
 
 
-def test_ircnn_curve_reproduces_the_ircnn_method():
-    """hqs_solve with IRCNN's schedule ends exactly where IRCNN.restore_circular does (stand-in bank)."""
+def test_study_ircnn_curve_is_the_ircnn_method():
+    """The study's "IRCNN" run (its schedule from the method's config keys, not held past it) ends where the
+    ``ircnn`` method does, and the curve records Psi along the way (stand-in bank)."""
     from podm_cli.methods.ircnn import IRCNN
     from podm_cli.nets.bank import DenoiserBank
     from podm_cli.nets.ircnn import IRCNNDenoiser
@@ -127,14 +120,15 @@ def test_ircnn_curve_reproduces_the_ircnn_method():
             p.data.mul_(0.1)
     bank = DenoiserBank(nets).to(torch.float64)
     s = synthetic_sample(24)
-    method = IRCNN(iterations=5, sigma_floor=13.0, bank=bank)
-    expect = method(s.y, s.kernel, 0.01)
-    sig, rho = method.schedule(torch.tensor([0.01]))
-    res = hqs_solve(
-        Deconvolution(s.y, s.kernel), lambda x, sg: bank.denoise(x, sg), sig.tolist(),
-        [rho[:, i] for i in range(5)], tol=0.0, max_iterations=5,
-    )
-    assert torch.allclose(res.x.clamp(0, 1), expect, atol=1e-10)
+    cfg = {"stages": 5, "denoiser_first": 40 / 255, "denoiser_last": 10 / 255, "rho_divisor": 2.0}
+    expect = IRCNN(bank=bank, **cfg)(s.y, s.kernel, 0.01)
+    study = run_convergence(s, methods=["ircnn"], bank=bank, ircnn=cfg, ircnn_hold_last=False, tolerance=0.0,
+                            device="cpu")
+    run = study.runs["ircnn"]
+    assert int(run.result.iterations[0]) == 5 and bool(torch.isfinite(run.psi).all())
+    assert torch.allclose(run.result.x.clamp(0, 1), expect, atol=1e-12)
+    other = IRCNN(bank=bank, **{**cfg, "rho_divisor": 3.0})(s.y, s.kernel, 0.01)
+    assert not torch.allclose(other, expect, atol=1e-4)  # the config keys really reach the schedule
 
 
 def _write_curves(path: Path, rows: list[tuple]) -> Path:
@@ -205,7 +199,7 @@ def test_app_tiny_levin_run_writes_curves_and_plots(tmp_path, capsys):
     run = tmp_path / "run"
     code = main([
         "converge", f"data.root={DATA}", "crop=40", "max_iterations=4", "podm.stages=3",
-        "ircnn.iterations=3", "device=cpu", f"hydra.run.dir={run}",
+        "ircnn.stages=3", "device=cpu", f"hydra.run.dir={run}",
     ])
     out = capsys.readouterr().out
     assert code == 0

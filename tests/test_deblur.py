@@ -210,8 +210,8 @@ def test_save_stages_writes_each_stage_atomically(tmp_path, tile):
 def test_stage_hook_costs_nothing_when_unused_and_ircnn_reports_each_iteration():
     podm = _stand_in_podm()
     seen = []
-    podm.stage_callback = lambda i, x: seen.append((i, tuple(x.shape)))
-    podm(torch.rand(2, 1, 30, 40), torch.ones(3, 3) / 9, 0.01, mode="valid")
+    hook = lambda i, x: seen.append((i, tuple(x.shape)))
+    podm(torch.rand(2, 1, 30, 40), torch.ones(3, 3) / 9, 0.01, mode="valid", on_stage=hook)
     assert [i for i, _ in seen] == [1, 2, 3, 4] and seen[0][1] == (2, 1, 30, 40)  # cropped like the result
     from podm_cli.methods.ircnn import IRCNN
 
@@ -219,13 +219,13 @@ def test_stage_hook_costs_nothing_when_unused_and_ircnn_reports_each_iteration()
         def denoise(self, x, sigma):
             return x
 
-    ircnn = IRCNN(iterations=3, bank=Bank())
+    ircnn = IRCNN(stages=3, bank=Bank())
     seen.clear()
-    ircnn.stage_callback = lambda i, x: seen.append((i, tuple(x.shape)))
-    ircnn(torch.rand(1, 1, 30, 40), torch.ones(3, 3) / 9, 0.01, mode="valid")
+    ircnn(torch.rand(1, 1, 30, 40), torch.ones(3, 3) / 9, 0.01, mode="valid", on_stage=hook)
     assert seen == [(0, (1, 1, 30, 40)), (1, (1, 1, 30, 40)), (2, (1, 1, 30, 40))]
-    ircnn.stage_callback = None
-    assert ircnn._stage_hook() is None
+    seen.clear()
+    ircnn(torch.rand(1, 1, 30, 40), torch.ones(3, 3) / 9, 0.01, mode="valid")
+    assert seen == []
     blender = StageBlender(ram_bytes=0, spill_dir=None)  # everything spills to memory-mapped files
     blender.start_tile((1, 8, 8))
     blender.collect(0, torch.ones(1, 1, 8, 8))

@@ -1,7 +1,7 @@
 """The IRCNN baseline (HQS + the official denoiser bank): schedule, data step, interface, a measured PSNR.
 
 Measured (CPU, torch 2.13, float32 input): Set12 ``01.png`` centre crop 96x96, first Schelten et al.
-kernel <= 31 px (normalised), circular blur, noise 1% (seed 0), 10 iterations, sigma_floor 13:
+kernel <= 31 px (normalised), circular blur, noise 1% (seed 0), 10 stages, last denoiser level 13/255:
 blurred 15.40 dB -> IRCNN 28.29 dB (+12.89 dB).
 """
 
@@ -14,9 +14,11 @@ import pytest
 import torch
 
 from podm_cli.errors import InputError
-from podm_cli.methods.ircnn import DEFAULT_SIGMA_FLOOR, IRCNN, MIN_NOISE_SIGMA, hqs_schedule
+from podm_cli.methods.ircnn import IRCNN
 from podm_cli.nets import DenoiserBank
-from podm_cli.physics import Blur, add_gaussian_noise
+from podm_cli.optim.hqs import hqs_solve
+from podm_cli.optim.schedules import IRCNN_LAST_LEVEL, MIN_NOISE_SIGMA, ircnn_schedule
+from podm_cli.physics import Blur, DataTerm, add_gaussian_noise
 
 REPO = Path(__file__).resolve().parents[1]
 from conftest import SHARED_DATA as DATA  # noqa: E402
@@ -40,19 +42,19 @@ def _psnr(x, ref) -> float:
 def test_schedule_is_the_demo_rule():
     """Demo_deblur.m: logspace(log10(49), log10(floor), 30); rho_i = (sigma^2/3) * 255^2 / s_i^2."""
     sigma = torch.tensor([0.01, 7.65 / 255])
-    s, rho = hqs_schedule(sigma, iterations=30, sigma_max=49, sigma_floor=13)
+    s, rho = ircnn_schedule(sigma, stages=30, first=49 / 255, last=13 / 255)
     s255 = np.logspace(np.log10(49), np.log10(13), 30)
     assert np.allclose(s.numpy() * 255, s255, rtol=1e-12)
     expected = (sigma.double()[:, None] ** 2 / 3) * 255.0**2 / torch.from_numpy(s255)[None] ** 2
     assert torch.allclose(rho, expected, rtol=1e-6)
     # DPIR's guard: a noise-free input uses sigma = 0.255/255 instead of rho = 0
-    _, rho0 = hqs_schedule(torch.tensor([0.0]), iterations=2, sigma_max=49, sigma_floor=13)
+    _, rho0 = ircnn_schedule(torch.tensor([0.0]), stages=2, first=49 / 255, last=13 / 255)
     assert torch.allclose(
         rho0[0, 0], torch.tensor(MIN_NOISE_SIGMA**2 / 3 * 255**2 / 49**2, dtype=torch.float64)
     )
-    for bad in ({"iterations": 0}, {"sigma_floor": 60.0}, {"sigma_floor": 0.0}, {"lamda_divisor": 0.0}):
+    for bad in ({"stages": 0}, {"last": 60 / 255}, {"last": 0.0}, {"rho_divisor": 0.0}):
         with pytest.raises(InputError):
-            hqs_schedule(sigma, **{"iterations": 3, "sigma_max": 49, "sigma_floor": 13, **bad})
+            ircnn_schedule(sigma, **{"stages": 3, "first": 49 / 255, "last": 13 / 255, **bad})
 
 
 def test_data_step_inverts_an_invertible_blur_with_identity_denoiser():
@@ -66,7 +68,7 @@ def test_data_step_inverts_an_invertible_blur_with_identity_denoiser():
     k2[0, 0], k2[1, 1] = 0.3, 0.7  # |OTF| >= 0.4 everywhere: invertible
     k = torch.stack([k1, k2])[:, None]  # one kernel per item
     y = Blur(k)(x)
-    m = IRCNN(iterations=5, bank=_identity_bank())
+    m = IRCNN(stages=5, bank=_identity_bank())
     out = m(y, k, torch.tensor([0.0, 0.01]))
     assert out.shape == y.shape and out.dtype == torch.float64
     assert torch.allclose(out, x, atol=1e-3)
@@ -76,12 +78,37 @@ def test_data_step_inverts_an_invertible_blur_with_identity_denoiser():
 
 
 def test_valid_mode_and_colour_shapes():
-    m = IRCNN(iterations=2, bank=_identity_bank())
+    m = IRCNN(stages=2, bank=_identity_bank())
     y = torch.rand(1, 3, 30, 26)
     k = torch.ones(5, 5) / 25
     assert m(y, k, 0.01).shape == y.shape  # colour: channel by channel
     assert m(y, k, 0.01, mode="valid").shape == y.shape  # Liu-Jia extension, solve, crop back
+    assert m.with_boundary(boundary="adjust")(y, k, 0.01, mode="valid").shape == y.shape
     assert m.to("cpu") is m
+
+
+def test_stages_are_reported_cropped():
+    seen = []
+    m = IRCNN(stages=3, bank=_identity_bank()).with_boundary(boundary="edgetaper")
+    out = m(torch.rand(1, 1, 30, 26), torch.ones(5, 5) / 25, 0.01, mode="valid",
+            on_stage=lambda i, x: seen.append((i, tuple(x.shape), x.clone())))
+    assert [(i, s) for i, s, _ in seen] == [(0, (1, 1, 30, 26)), (1, (1, 1, 30, 26)), (2, (1, 1, 30, 26))]
+    assert torch.equal(seen[-1][2].clamp(0, 1), out)
+
+
+def test_adjusted_boundary_descends_the_true_data_term():
+    """With D = identity, an HQS step with the adjusted observation phi(x_k) minimises a majoriser of the
+    TRUE valid data term that touches it at x_k (1/2||Ku - phi(x_k)||^2 = f(u) + 1/2||(1-M)K(u - x_k)||^2),
+    so f never increases; with noise and a blur that is not exactly invertible it keeps decreasing."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 1, 40, 40, generator=g, dtype=torch.float64)
+    k = torch.ones(5, 5, dtype=torch.float64) / 25
+    y = Blur(k, "valid")(x) + 0.01 * torch.randn(1, 1, 36, 36, generator=g, dtype=torch.float64)
+    data = DataTerm.build(y, k, mode="valid", boundary="adjust", start="liu")
+    f = [float(data.f(data.initial()))]
+    hqs_solve(data, lambda v, s: v, [0.1] * 40, 0.05, tol=0, callback=lambda i, z, r: f.append(float(data.f(z))))
+    steps = torch.tensor(f[1:]) - torch.tensor(f[:-1])
+    assert bool((steps <= 1e-12).all()) and f[-1] < 0.5 * f[1], f[:3] + f[-2:]
 
 
 def test_requirements_and_missing(tmp_path):
@@ -100,7 +127,8 @@ def test_config_instantiates():
     cfg = OmegaConf.load(REPO / "configs" / "method" / "ircnn.yaml")
     m = instantiate(cfg)
     assert isinstance(m, IRCNN) and m.name == "ircnn"
-    assert m.iterations == 30 and m.sigma_max == 49.0 and m.sigma_floor == DEFAULT_SIGMA_FLOOR
+    assert m.stages == 30 and m.denoiser_first == 49 / 255 and m.denoiser_last == IRCNN_LAST_LEVEL == 13 / 255
+    assert m.rho_divisor == 3.0
     assert m.weights is None
 
 
@@ -130,7 +158,7 @@ def test_ircnn_deblurs_a_small_crop_by_a_measured_margin():
     k = next(np.asarray(k, dtype=np.float64) for k in kernels if max(k.shape) <= 31)
     k = torch.from_numpy(k / k.sum())
     y = add_gaussian_noise(Blur(k)(x), 0.01, seed=0).float()
-    m = IRCNN(iterations=10, sigma_floor=13.0, weights=str(KERAS))
+    m = IRCNN(stages=10, denoiser_last=13 / 255, weights=str(KERAS))
     out = m(y, k, 0.01)
     before, after = _psnr(y, x), _psnr(out, x)
     assert abs(before - 15.40) < 0.1, before
@@ -144,3 +172,17 @@ def test_docstring_examples():
     import podm_cli.methods.ircnn as mod
 
     assert doctest.testmod(mod).failed == 0
+
+
+def test_adjust_after_every_stage_is_the_start_rule():
+    """boundary=adjust that never starts adjusting (adjust_after >= stages) is exactly its start rule; adjusting
+    from stage 1 on changes the result."""
+    y, k = torch.rand(1, 1, 30, 26, dtype=torch.float64), torch.ones(5, 5, dtype=torch.float64) / 25
+    nets = [torch.nn.Conv2d(1, 1, 3, padding=1, padding_mode="replicate", bias=False) for _ in range(25)]
+    for c in nets:
+        torch.nn.init.constant_(c.weight, 1 / 9)
+    smooth = DenoiserBank(nets).to(torch.float64)
+    run = lambda **b: IRCNN(stages=4, bank=smooth).with_boundary(**b)(y, k, 0.01, mode="valid")
+    liu = run(boundary="liu")
+    assert torch.equal(run(boundary="adjust", start="liu", adjust_after=4), liu)
+    assert not torch.allclose(run(boundary="adjust", start="liu", adjust_after=1), liu, atol=1e-6)

@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from podm_cli.methods.podm import PODM
-from podm_cli.optim import Deconvolution, fista_solve, podm_solve, podm_stage, sigma_schedule
+from podm_cli.optim import Deconvolution, denoiser_levels, fista_solve, podm_solve, podm_stage
+from podm_cli.physics import DataTerm
 from podm_cli.priors import LpDCT, NoPrior, dct_matrix, gst
 
 D64 = torch.float64
@@ -63,11 +64,11 @@ def small_problem():
     x = torch.cat([smooth_image(32, 0), smooth_image(32, 1)])
     k = motion_kernel()
     g = torch.Generator().manual_seed(5)
-    y = Deconvolution(x, k).A(x) + 0.01 * torch.randn(x.shape, generator=g, dtype=D64)
-    return Deconvolution(y, k, LpDCT()), x
+    y = Deconvolution.circular(x, k).A(x) + 0.01 * torch.randn(x.shape, generator=g, dtype=D64)
+    return Deconvolution.circular(y, k, LpDCT()), x
 
 
-SIGMAS = [s / 255 for s in sigma_schedule(10, 48, 4)]
+SIGMAS = denoiser_levels(10, 48 / 255, 4 / 255)
 
 
 # ------------------------------------------------------------------------------------------ basics
@@ -77,14 +78,14 @@ def test_lipschitz_of_grad_f_is_one_for_normalised_kernels():
         k = torch.rand(9, 9, generator=g, dtype=D64) ** 4
         k = k / k.sum()
         y = torch.rand(1, 1, 24, 24, generator=g, dtype=D64)
-        prob = Deconvolution(y, k)
+        prob = Deconvolution.circular(y, k)
         assert float(prob.lipschitz()) == pytest.approx(1.0, abs=1e-12)  # attained at DC
         # power iteration on K^T K: largest eigenvalue <= 1
         v = torch.randn(1, 1, 24, 24, generator=g, dtype=D64)
         for _ in range(30):
-            v = prob.A_adjoint(prob.A(v))
+            v = prob.data.blur_adjoint(prob.A(v))
             v = v / v.norm()
-        assert float((v * prob.A_adjoint(prob.A(v))).sum()) <= 1.0 + 1e-12
+        assert float((v * prob.data.blur_adjoint(prob.A(v))).sum()) <= 1.0 + 1e-12
         # descent lemma with step 1/L = 1: f(x + d) <= f(x) + <grad f(x), d> + 1/2 ||d||^2
         x, d = torch.rand_like(y), torch.randn_like(y)
         lhs = prob.f(x + d)
@@ -99,7 +100,7 @@ def test_grad_f_matches_autograd_and_fidelity_step_is_argmin(small_problem):
     assert torch.allclose(prob.grad_f(x.detach()), x.grad, atol=1e-12)
     x_a = torch.rand_like(prob.y)
     for mu in (1e-3, torch.tensor([1e-2, 0.5], dtype=D64)):
-        x_f = prob.solve_fidelity(x_a, mu)
+        x_f = prob.data.prox(x_a, mu)
         m = torch.as_tensor(mu, dtype=D64).reshape(-1, 1, 1, 1)
         stationarity = prob.grad_f(x_f) + m * (x_f - x_a)
         assert stationarity.abs().max() < 1e-10
@@ -113,7 +114,7 @@ def test_error_check_matches_direct_dense_computation():
     k = k / k.sum()
     y = torch.rand(1, 1, n, n, generator=g, dtype=D64)
     prior = LpDCT(p=0.8, lam=3e-3, gst_iterations=2)
-    prob = Deconvolution(y, k, prior)
+    prob = Deconvolution.circular(y, k, prior)
     eye = torch.eye(n * n, dtype=D64).reshape(n * n, 1, n, n)
     K = prob.A(eye).reshape(n * n, n * n).T  # column j = A(e_j)
     D = dct_matrix(n)
@@ -139,7 +140,7 @@ def test_error_check_matches_direct_dense_computation():
 def test_error_is_the_gradient_of_the_regularised_objective_when_g_is_zero(small_problem):
     """With g = 0, e = grad f(x_G) + alpha (x_G - x^{l-1}) exactly (it lies in the subdifferential)."""
     prob0, _ = small_problem
-    prob = Deconvolution(prob0.y, motion_kernel(), NoPrior())
+    prob = Deconvolution.circular(prob0.y, motion_kernel(), NoPrior())
     x_prev = torch.rand_like(prob.y)
     x_a = gauss_denoiser(x_prev, 0.1)
     alpha = 1e-3
@@ -216,7 +217,7 @@ def test_accept_or_fallback_is_decided_per_image(small_problem):
     acc = batch.trace.stack("accepted")[1:]
     assert not torch.equal(acc[:, 0], acc[:, 1])
     for i in range(2):
-        single = Deconvolution(prob.y[i : i + 1], motion_kernel(), LpDCT())
+        single = Deconvolution.circular(prob.y[i : i + 1], motion_kernel(), LpDCT())
         alone = podm_solve(single, per_image[i], SIGMAS, **kw)
         assert torch.allclose(alone.x[0], batch.x[i], atol=1e-12)
         assert torch.equal(alone.trace.stack("accepted")[1:, 0].nan_to_num(-1), acc[:, i].nan_to_num(-1))
@@ -250,7 +251,7 @@ def test_mfista_is_monotone(small_problem):
 def test_podm_method_interface_with_stand_in_denoiser():
     x = torch.cat([smooth_image(32, 2), smooth_image(32, 3)]).float()
     k = motion_kernel()
-    y = Deconvolution(x.double(), k).A(x.double()).float()
+    y = Deconvolution.circular(x.double(), k).A(x.double()).float()
     method = PODM(denoiser=gauss_denoiser, stages=5, max_iterations=20)
     out = method(y, k.float(), 0.01)
     assert out.shape == y.shape and out.dtype == torch.float32
@@ -265,7 +266,7 @@ def test_podm_method_interface_with_stand_in_denoiser():
     outv = method(yv, k.float(), 0.01, mode="valid")
     assert outv.shape == yv.shape
     # ircnn mu rule: mu grows as the denoiser level falls
-    m = PODM(denoiser=gauss_denoiser, stages=4, mu_rule="ircnn").mu_schedule(torch.tensor([0.01]))
+    m = PODM(denoiser=gauss_denoiser, stages=4, rho_rule="ircnn").rho_schedule(torch.tensor([0.01]))
     assert all(b > a for a, b in itertools.pairwise(m))
     assert PODM.name == "podm" and "IRCNN" in PODM.source
 
@@ -311,23 +312,22 @@ def test_podm_config_matches_constructor():
     assert set(cfg) <= set(params)
     for key in set(cfg) - {"prior", "weights"}:
         assert cfg[key] == params[key].default, key
-    # chosen on disjoint data: IRCNN's mu rule at divisor 1; everything else the authors' constants
-    assert (cfg["mu_rule"], cfg["lamda_divisor"]) == ("ircnn", 1.0)
-    assert (cfg["L"], cfg["alpha"], cfg["C"], cfg["mu"], cfg["stages"], cfg["sigma_max"], cfg["sigma_min"]) == (
-        1.0, 1e-3, 0.08, 1e-3, 30, 48.0, 4.0
-    )
+    # chosen on disjoint data: IRCNN's rho rule at divisor 1; everything else the authors' constants
+    assert (cfg["rho_rule"], cfg["rho_divisor"]) == ("ircnn", 1.0)
+    assert (cfg["L"], cfg["alpha"], cfg["C"], cfg["rho"], cfg["stages"], cfg["denoiser_first"],
+            cfg["denoiser_last"]) == (1.0, 1e-3, 0.08, 1e-3, 30, 48 / 255, 4 / 255)
     assert cfg["descent_check"] is False and cfg["max_iterations"] is None
     method = PODM(**cfg, denoiser=gauss_denoiser)
     default = PODM(denoiser=gauss_denoiser)
     for m in (method, default):
         assert m.prior.p == 0.8 and m.prior.lam == 1e-4 and m.prior.gst_iterations == 2
     sig = torch.tensor([0.01])
-    assert torch.allclose(torch.stack(method.mu_schedule(sig)), torch.stack(default.mu_schedule(sig)))
-    # mu_l = sigma_n^2 / sigma_l^2 (divisor 1): 0.01^2 / (48/255)^2 at the first stage, ... at 4/255 last
-    assert float(method.mu_schedule(sig)[0]) == pytest.approx(1e-4 / (48 / 255) ** 2, rel=1e-6)
-    assert float(method.mu_schedule(sig)[-1]) == pytest.approx(1e-4 / (4 / 255) ** 2, rel=1e-6)
-    with pytest.raises(Exception, match="lamda_divisor"):
-        PODM(lamda_divisor=0.0, denoiser=gauss_denoiser)
+    assert torch.equal(method.rho_schedule(sig), default.rho_schedule(sig))
+    # rho_l = sigma_n^2 / s_l^2 (divisor 1): 0.01^2 / (48/255)^2 at the first stage, ... at 4/255 last
+    assert float(method.rho_schedule(sig)[0, 0]) == pytest.approx(1e-4 / (48 / 255) ** 2, rel=1e-6)
+    assert float(method.rho_schedule(sig)[0, -1]) == pytest.approx(1e-4 / (4 / 255) ** 2, rel=1e-6)
+    with pytest.raises(Exception, match="rho_divisor"):
+        PODM(rho_divisor=0.0, denoiser=gauss_denoiser)
 
 
 def test_authors_preset_composes_to_the_authors_constants():
@@ -342,8 +342,9 @@ def test_authors_preset_composes_to_the_authors_constants():
     with initialize_config_dir(config_dir=str(configs), version_base=None):
         cfg = compose("converge", overrides=["method@podm=podm_authors"])
     m = instantiate(cfg.podm, denoiser=gauss_denoiser)
-    assert isinstance(m, PODM) and m.mu_rule == "constant" and m.mu_schedule(torch.tensor([0.01])) == 1e-3
-    assert (m.L, m.alpha, m.C, m.tol, m.stages, m.sigma_max, m.sigma_min) == (1.0, 1e-3, 0.08, 1e-4, 30, 48.0, 4.0)
+    assert isinstance(m, PODM) and m.rho_rule == "constant" and m.rho_schedule(torch.tensor([0.01])) == 1e-3
+    assert (m.L, m.alpha, m.C, m.tol, m.stages, m.denoiser_first, m.denoiser_last) == (
+        1.0, 1e-3, 0.08, 1e-4, 30, 48 / 255, 4 / 255)
     assert (m.prior.p, m.prior.lam, m.prior.gst_iterations) == (0.8, 1e-4, 2)
     assert not m.descent_check and m.max_iterations is None and m.post_schedule == "prox_gradient"
 
@@ -353,7 +354,7 @@ def test_authors_preset_composes_to_the_authors_constants():
 def test_podm_on_cuda_matches_cpu(small_problem):
     prob, _ = small_problem
     cpu = podm_solve(prob, gauss_denoiser, SIGMAS, max_iterations=10, tol=0.0)
-    cprob = Deconvolution(prob.y.cuda(), motion_kernel().cuda(), LpDCT())
+    cprob = Deconvolution.circular(prob.y.cuda(), motion_kernel().cuda(), LpDCT())
     gpu = podm_solve(cprob, gauss_denoiser, SIGMAS, max_iterations=10, tol=0.0)
     assert torch.allclose(gpu.x.cpu(), cpu.x, atol=1e-9)
 
@@ -368,13 +369,13 @@ def test_podm_with_official_bank_on_levin_crop():
     s = make_dataset("levin", DATA, dtype=torch.float64, limit=1)[0]
     crop = (slice(96, 160), slice(96, 160))
     x = s.sharp[None][..., crop[0], crop[1]].contiguous()
-    prob = Deconvolution(x, s.kernel)
+    prob = Deconvolution.circular(x, s.kernel)
     y = prob.A(x) + 0.01 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0), dtype=D64)
     from podm_cli.nets.bank import DenoiserBank
 
     bank = DenoiserBank.from_keras_dir(weights, count=6)  # nets for sigma 2..12: loads in ~1 s
-    method = PODM(stages=6, sigma_max=12.0, sigma_min=4.0, max_iterations=12, bank=bank)
-    res = method.solve(y, s.kernel, 0.01, truth=x)
+    method = PODM(stages=6, denoiser_first=12 / 255, denoiser_last=4 / 255, max_iterations=12, bank=bank)
+    res = method.solve(DataTerm.build(y, s.kernel), 0.01, truth=x)
     psnr = res.trace.stack("psnr")
     assert torch.isfinite(psnr).all() and float(res.acceptance_rate[0]) > 0
     assert not math.isnan(float(res.trace.stack("psi")[-1, 0]))

@@ -18,6 +18,13 @@ import torch
 import yaml
 
 from podm_cli.errors import InputError
+from podm_cli.physics.differences import (
+    diff_otf_sq,
+    forward_diff,
+    forward_diff_adjoint,
+    forward_diff_neumann,
+    forward_diff_neumann_adjoint,
+)
 from podm_cli.priors import (
     TV,
     LpDCT,
@@ -29,13 +36,6 @@ from podm_cli.priors import (
     gst,
     gst_threshold,
     idct2,
-)
-from podm_cli.priors.gradient import (
-    dtd_spectrum,
-    grad_circular,
-    grad_circular_adjoint,
-    grad_neumann,
-    grad_neumann_adjoint,
 )
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "prior"
@@ -159,12 +159,12 @@ def test_lp_dct_value_and_per_image_step():
 def test_gradient_operators_adjoint():
     x = torch.randn(2, 1, 9, 12, dtype=D64)
     gh, gv = torch.randn_like(x), torch.randn_like(x)
-    for fwd, adj in ((grad_circular, grad_circular_adjoint), (grad_neumann, grad_neumann_adjoint)):
+    for fwd, adj in ((forward_diff, forward_diff_adjoint), (forward_diff_neumann, forward_diff_neumann_adjoint)):
         dh, dv = fwd(x)
         assert torch.isclose((dh * gh).sum() + (dv * gv).sum(), (x * adj(gh, gv)).sum(), rtol=1e-12)
-    # D^T D is diagonalised by the DFT with the spectrum of dtd_spectrum
-    dtd = grad_circular_adjoint(*grad_circular(x))
-    via_fft = torch.fft.irfft2(torch.fft.rfft2(x) * dtd_spectrum(9, 12), s=(9, 12))
+    # D^T D is diagonalised by the DFT with the spectrum diff_otf_sq
+    dtd = forward_diff_adjoint(*forward_diff(x))
+    via_fft = torch.fft.irfft2(torch.fft.rfft2(x) * diff_otf_sq((9, 12)), s=(9, 12))
     assert torch.allclose(dtd, via_fft, atol=1e-12)
 
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from podm_cli.errors import InputError
-from podm_cli.methods.ircnn import hqs_schedule
 from podm_cli.models import RPODM
 from podm_cli.models.rpodm import NoiseConditioned
 from podm_cli.nets.ircnn import IRCNNDenoiser
+from podm_cli.optim.schedules import ircnn_schedule
 from podm_cli.physics import Blur
 from podm_cli.training.export import export_weights, load_weights, read_weights_file
 
@@ -28,12 +28,14 @@ def _problem(n=2, size=32, seed=0):
     return x, y, k
 
 
-def test_mu_starts_at_ircnn_rho():
-    """Stage l's F weight at initialisation is IRCNN's rho at the next denoiser level; the last is 1e4 x."""
-    model = RPODM(stages=5, denoiser=SMALL, sigma_schedule=(49.0, 13.0), final_mu_scale=1e4)
+@pytest.mark.parametrize("levels", [{"denoiser_levels": (49 / 255, 13 / 255)}, {"sigma_schedule": (49.0, 13.0)}])
+def test_rho_starts_at_ircnn_rho(levels):
+    """Stage l's F weight at initialisation is IRCNN's rho at the next denoiser level; the last is 1e4 x.
+    (``sigma_schedule`` on 0..255 is what weights files written before the rename hold.)"""
+    model = RPODM(stages=5, denoiser=SMALL, final_mu_scale=1e4, **levels)
     sigma = torch.tensor([0.01, 0.03])
-    _, rho = hqs_schedule(sigma, iterations=5, sigma_max=49.0, sigma_floor=13.0)
-    mu = model.mu(sigma).double()
+    _, rho = ircnn_schedule(sigma, stages=5, first=49 / 255, last=13 / 255)
+    mu = model.rho(sigma).double()
     torch.testing.assert_close(mu[:, :-1], rho[:, 1:], rtol=1e-5, atol=0)
     torch.testing.assert_close(mu[:, -1], rho[:, -1] * 1e4, rtol=1e-5, atol=0)
 
@@ -45,7 +47,7 @@ def test_first_stage_without_g_is_denoise_then_exact_fidelity_step():
     with torch.no_grad():
         x1 = model(y, k, torch.full((2,), 0.01))
         xa = model.denoise(0, y)
-        mu = model.mu(torch.full((2,), 0.01))[:, 0].reshape(-1, 1, 1, 1)
+        mu = model.rho(torch.full((2,), 0.01))[:, 0].reshape(-1, 1, 1, 1)
     blur = Blur(k)
     grad = blur.A_adjoint(blur(x1) - y) + mu * (x1 - xa)
     assert float(grad.abs().max()) < 1e-10
@@ -112,8 +114,8 @@ def test_bad_arguments_are_input_errors():
         RPODM(stages=0, denoiser=SMALL)
     with pytest.raises(InputError, match="mu_mode"):
         RPODM(stages=2, denoiser=SMALL, mu_mode="magic")
-    with pytest.raises(InputError, match="sigma_schedule"):
-        RPODM(stages=2, denoiser=SMALL, sigma_schedule=(5.0, 20.0))
+    with pytest.raises(InputError, match="denoiser_levels"):
+        RPODM(stages=2, denoiser=SMALL, denoiser_levels=(5 / 255, 20 / 255))
 
 
 def test_export_round_trip_in_fp16_changes_little(tmp_path):
@@ -127,6 +129,32 @@ def test_export_round_trip_in_fp16_changes_little(tmp_path):
     err = float((a - b).pow(2).mean())
     assert 10 * math.log10(1 / err) > 55  # fp16 storage: far below any PSNR difference that matters
     assert read_weights_file(path)["trained_for"] == {"mode": "circular"}
+
+
+def test_adjusted_valid_data_step_and_method_stages(tmp_path):
+    """On ``valid`` data with ``boundary=adjust`` the first F step is the data term's prox with the
+    observation re-estimated from D(y_ext) (optimality checked), and the method crops result and stages."""
+    from podm_cli.methods.rpodm import RPODMMethod
+    from podm_cli.physics import DataTerm
+
+    x, _, k = _problem(n=1, size=40)
+    y = Blur(k[0, 0], "valid")(x) + 0.01 * torch.randn(1, 1, 34, 34, generator=torch.Generator().manual_seed(3),
+                                                       dtype=torch.float64)
+    model = RPODM(stages=1, denoiser=SMALL, prior={"name": "none"}).double()
+    data = DataTerm.build(y, k[0, 0], mode="valid", boundary="adjust")
+    with torch.no_grad():
+        x1 = model.restore(data, torch.full((1,), 0.01))
+        xa = model.denoise(0, data.initial())
+        rho = model.rho(torch.full((1,), 0.01))[:, 0]
+    grad = data.blur_adjoint(data.blur(x1) - data.observation(xa)) + rho * (x1 - xa)
+    assert x1.shape[-2:] == data.grid and float(grad.abs().max()) < 1e-10
+    assert not torch.allclose(data.observation(xa), data.initial())
+    cfg = {"stages": 2, "denoiser": SMALL, "prior": {"name": "lp_dct", "lam": 1e-4}}
+    path = export_weights(RPODM(**cfg).eval(), cfg, tmp_path / "m.pt")
+    seen = []
+    out = RPODMMethod(weights=path).with_boundary(boundary="adjust")(
+        y.float(), k[0, 0].float(), 0.01, mode="valid", on_stage=lambda i, s: seen.append((i, tuple(s.shape))))
+    assert out.shape == y.shape and seen == [(0, (1, 1, 34, 34)), (1, (1, 1, 34, 34))]
 
 
 def test_weights_files_cannot_run_code(tmp_path):

@@ -283,8 +283,7 @@ def test_shipped_rtf_deblurs_and_reports_every_stage():
     y = add_gaussian_noise(Blur(k)(x), 0.01, seed=0).float()
     method = RTF()
     stages = []
-    method.stage_callback = lambda i, xi: stages.append(xi)
-    out = method(y, k.float(), 0.01)
+    out = method(y, k.float(), 0.01, on_stage=lambda i, xi: stages.append(xi))
     assert len(stages) == len(method.model.stages) >= 3 and torch.equal(stages[-1], out)
 
     def psnr(a):

@@ -174,7 +174,7 @@ def _run_deblur_case(case: DeblurBenchCase, device: str, threads: int, queue) ->
     cfg = OmegaConf.merge(OmegaConf.load(config_dir() / "method" / f"{name}.yaml"),
                           OmegaConf.from_dotlist(list(case.overrides)))
     cfg.pop("defaults", None)
-    method = instantiate(cfg, boundary="liu")
+    method = instantiate(cfg).with_boundary(boundary="liu")
     missing = method.missing(data_root())
     if missing:
         queue.put({"skipped": f"{name}: {missing}"})

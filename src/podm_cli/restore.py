@@ -15,8 +15,8 @@ Example (a stand-in method; real ones come from ``configs/method/``)::
     >>> from podm_cli.methods.base import Method
     >>> class Identity(Method):
     ...     name = "identity"
-    ...     def restore_circular(self, y, kernel, sigma):
-    ...         return y
+    ...     def restore(self, data, sigma, on_stage=None):
+    ...         return data.initial()
     >>> x, sigma = restore_image(torch.rand(3, 40, 50), torch.ones(5, 5) / 25, Identity(), sigma=0.01)
     >>> tuple(x.shape), sigma
     ((3, 40, 50), 0.01)
@@ -288,7 +288,7 @@ def tile_plan(image_shape: tuple[int, ...], kernel_shape: tuple[int, int] | torc
     kernel = kernel_shape if isinstance(kernel_shape, torch.Tensor) else None
     shape = tuple(kernel.shape[-2:]) if kernel is not None else tuple(kernel_shape)
     return plan_tiles(h, w, channels, shape, memory_per_pixel(method), tile, overlap, memory_budget_mb,
-                      boundary=getattr(method, "boundary", "liu"), kernel=kernel)
+                      boundary=method.boundary_handling.extension, kernel=kernel)
 
 
 def restore_image(
@@ -303,7 +303,7 @@ def restore_image(
     ``sigma="auto"`` estimates the noise level once on the whole image (so every tile uses the same one),
     raised to ``sigma_min`` if lower (``info["sigma_estimate"]`` keeps the estimate).
     ``plan`` (else ``tile``/``overlap``/``memory_budget_mb``) decides the tiling (:mod:`podm_cli.tiling`);
-    ``stages`` collects each stage's estimate of methods that have stages (:attr:`Method.stage_callback`);
+    ``stages`` collects each stage's estimate of methods that have stages (their ``on_stage`` reports);
     ``on_tile(done, total)`` reports progress.
     """
     if color not in ("rgb", "ycbcr"):
@@ -335,20 +335,16 @@ def restore_image(
             if stages is not None:
                 stages.channels = (lo, hi)
             y = part[lo:hi].unsqueeze(1).to(device=device, dtype=torch.float32)  # channels as a batch
-            x = method(y, kernel_dev, sigma_value, mode="valid")
+            x = method(y, kernel_dev, sigma_value, mode="valid",
+                       on_stage=stages.collect if stages is not None else None)
             out.append(x.squeeze(1).to("cpu", torch.float32).clamp(0, 1))
         return torch.cat(out) if len(out) > 1 else out[0]
 
     def extend(whole: torch.Tensor):
-        return extend_whole(whole, tuple(kernel.shape[-2:]), method.boundary, method.edgetaper_iterations,
-                            kernel.to(torch.float32))
+        return extend_whole(whole, tuple(kernel.shape[-2:]), method.boundary_handling.extension,
+                            method.edgetaper_iterations, kernel.to(torch.float32))
 
-    previous = method.stage_callback
-    method.stage_callback = stages.collect if stages is not None else None
-    try:
-        x = blend_tiles(work, plan, restore, extend, on_tile=on_tile, stages=stages)
-    finally:
-        method.stage_callback = previous
+    x = blend_tiles(work, plan, restore, extend, on_tile=on_tile, stages=stages)
     return finish_colour(x, image, luminance_only), sigma_value
 
 

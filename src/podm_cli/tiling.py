@@ -108,14 +108,15 @@ def influence_radius(kernel: Tensor, alpha: float = 1e-3, energy: float = 0.99, 
     a change of the input at distance ``d`` moves a restored pixel by about this filter at ``d``. Kernels
     whose spectrum has near-zeros (long straight motion) reach much further than their size.
     """
-    from podm_cli.physics import psf2otf
+    from podm_cli.physics import DataTerm, diff_otf_sq
 
     k = kernel.detach().to("cpu", torch.float64)
     n = max(grid, next_fast_len(4 * max(k.shape)))
-    otf = psf2otf(k, (n, n))
-    dh = psf2otf(torch.tensor([[1.0, -1.0]], dtype=torch.float64), (n, n))
-    dv = psf2otf(torch.tensor([[1.0], [-1.0]], dtype=torch.float64), (n, n))
-    r = torch.fft.irfft2(otf.conj() / (otf.abs() ** 2 + alpha * (dh.abs() ** 2 + dv.abs() ** 2)), s=(n, n))
+    impulse = torch.zeros(1, 1, n, n, dtype=torch.float64)
+    impulse[..., 0, 0] = 1.0
+    data = DataTerm.build(impulse, k)  # the filter is the regularised solve for an impulse observation
+    zero = torch.zeros(n, n // 2 + 1, dtype=torch.complex128)
+    r = data.solve_quadratic(zero, alpha, diff_otf_sq((n, n)))[0, 0]
     i = torch.arange(n)
     i = torch.minimum(i, n - i).to(torch.float64)
     rad = torch.sqrt(i[:, None] ** 2 + i[None, :] ** 2).flatten()
@@ -366,7 +367,7 @@ def blend_tiles(
 class StageBlender:
     """Collects the per-stage estimates of each tile and blends them like the final result.
 
-    While a tile is restored, :meth:`collect` is the method's ``stage_callback`` (with :attr:`channels`
+    While a tile is restored, :meth:`collect` is the method call's ``on_stage`` (with :attr:`channels`
     telling which channels the call restores). A tile or channel that stopped before a stage (PODM stops at
     its tolerance) contributes its final estimate to the later stages. Each stage costs one float32 image;
     past ``ram_bytes`` in total the buffers are memory-mapped files in a temporary folder in ``spill_dir``
@@ -393,7 +394,7 @@ class StageBlender:
         self._shape = tuple(shape)
 
     def collect(self, index: int, x: Tensor) -> None:
-        """``stage_callback``: keep stage ``index``'s estimate of the current call (a (c, 1, h, w) batch)."""
+        """``on_stage``: keep stage ``index``'s estimate of the current call (a (c, 1, h, w) batch)."""
         lo, hi = self.channels
         x = x.detach().to("cpu", torch.float32).reshape(hi - lo, *x.shape[-2:]).clamp(0, 1)  # as the result
         buf = self._current.get(int(index))

@@ -29,3 +29,13 @@ def resolve_dtype(name: str) -> torch.dtype:
 def config_value(value) -> str:
     """A structured-config enum (``operator.mode``, ``operator.boundary``) or plain string as a string."""
     return str(getattr(value, "value", value))
+
+
+def boundary_settings(operator) -> dict:
+    """``Method.with_boundary`` keyword arguments from the ``operator`` config group."""
+    return {
+        "boundary": config_value(operator.boundary),
+        "taper_iterations": int(operator.edgetaper_iterations),
+        "start": config_value(operator.get("adjust_start", "edgetaper")),
+        "adjust_after": int(operator.get("adjust_after", 0)),
+    }

@@ -15,13 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from podm_cli.evaluation.convergence import (
-        check_methods,
-        load_study_sample,
-        run_convergence,
-        summary_lines,
-        write_study,
-    )
+    from podm_cli.evaluation.convergence import check_methods, load_study_sample, run_convergence
+    from podm_cli.evaluation.convergence_output import summary_lines, write_study
 
     c = OmegaConf.to_container(cfg, resolve=True)
     check_methods(c["methods"])  # fail before loading data

@@ -7,7 +7,7 @@ import sys
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from podm_cli.apps.common import resolve_device
+from podm_cli.apps.common import boundary_settings, resolve_device
 from podm_cli.data.locator import data_root
 
 
@@ -34,9 +34,7 @@ def main(cfg: DictConfig) -> None:
         raise InputError(f"color must be rgb or ycbcr, got {options.color!r}")
     jobs = plan_jobs(expand_inputs(list(cfg.inputs)), cfg.kernel, cfg.out, options.overwrite, options.save_stages)
     method_cfg = OmegaConf.to_container(cfg.method, resolve=True)
-    boundary = cfg.operator.boundary
-    method = instantiate(method_cfg, boundary=str(getattr(boundary, "value", boundary)),
-                         edgetaper_iterations=cfg.operator.edgetaper_iterations)
+    method = instantiate(method_cfg).with_boundary(**boundary_settings(cfg.operator))
     missing = method.missing(data_root(cfg.data.root))
     if missing:
         from podm_cli.errors import DataNotFoundError

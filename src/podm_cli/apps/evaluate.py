@@ -9,7 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from podm_cli.apps.common import config_value, resolve_device, resolve_dtype
+from podm_cli.apps.common import boundary_settings, resolve_device, resolve_dtype
 from podm_cli.data.datasets import PROTOCOLS
 from podm_cli.data.locator import data_root
 from podm_cli.errors import PodmError
@@ -23,11 +23,7 @@ def build_methods(cfg: DictConfig) -> dict:
     if unknown:
         raise PodmError(f"unknown method '{unknown[0]}' (available: {', '.join(available) or 'none'})")
     return {
-        name: instantiate(
-            cfg.method_cfg[name],
-            boundary=config_value(cfg.operator.boundary),
-            edgetaper_iterations=cfg.operator.edgetaper_iterations,
-        )
+        name: instantiate(cfg.method_cfg[name]).with_boundary(**boundary_settings(cfg.operator))
         for name in names
     }
 

@@ -22,6 +22,7 @@ class Boundary(str, Enum):
     liu = "liu"  # Liu & Jia 2008 smooth wrap-around extension
     edgetaper = "edgetaper"
     replicate = "replicate"
+    adjust = "adjust"  # valid data: re-estimate the unobserved border from the current estimate every step
 
 
 @dataclass
@@ -32,6 +33,8 @@ class OperatorConfig:
     mode: BlurMode = BlurMode.circular
     boundary: Boundary = Boundary.liu
     edgetaper_iterations: int = 3
+    adjust_start: str = "edgetaper"  # boundary=adjust: the first observation (edgetaper | liu | replicate)
+    adjust_after: int = 0  # boundary=adjust: stages that keep the first observation before adjusting
     fast_fft: bool = True
 
 

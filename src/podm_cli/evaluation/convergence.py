@@ -7,38 +7,35 @@ PODM authors' ``1e-4 ||W x||_0.8^0.8`` on DCT coefficients), by the relative cha
 
 * ``fista`` - FISTA on ``Psi`` (:func:`podm_cli.optim.fista.fista_solve`), ``mfista`` its monotone form;
 * ``ircnn`` - IRCNN's HQS with the official bank and IRCNN's own schedule
-  (:meth:`podm_cli.methods.ircnn.IRCNN.schedule`; :func:`podm_cli.optim.hqs.hqs_solve`), continued past its
+  (:func:`podm_cli.optim.schedules.ircnn_schedule`; :func:`podm_cli.optim.hqs.hqs_solve`), continued past its
   schedule at the last level up to the iteration budget (``ircnn_hold_last``) -- it does not minimise ``Psi``;
 * ``podm`` - PODM (:class:`podm_cli.methods.podm.PODM`) with the error check.
 
 Every method stops at the same relative-change tolerance or iteration budget. Library code: plain
 arguments, no Hydra (the ``podm converge`` app in :mod:`podm_cli.apps.converge` is a thin wrapper).
 
-Outputs (:func:`write_study`): ``curves.csv`` (method, iteration, psi, rel_change, psnr, accepted, sigma,
-error, bound), ``psi.png``, ``rel_change.png``, ``psnr.png`` and ``summary.json``; :func:`summary_lines`
-gives one line per method plus the PODM-vs-FISTA objective comparison.
+This module runs the study (:func:`load_study_sample`, :func:`run_convergence` -> :class:`StudyReport`);
+:mod:`podm_cli.evaluation.convergence_output` writes it (``curves.csv``, plots, ``summary.json``, summary
+lines) and averages curves over runs.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from podm_cli.atomic import atomic_path, atomic_write_text
 from podm_cli.errors import InputError
 from podm_cli.optim.fista import fista_solve
 from podm_cli.optim.hqs import hqs_solve
 from podm_cli.optim.objective import Deconvolution
+from podm_cli.optim.schedules import ircnn_schedule
 from podm_cli.optim.trace import SolverResult
 from podm_cli.priors import Prior, build_prior
 
@@ -48,19 +45,13 @@ __all__ = [
     "MethodRun",
     "StudyReport",
     "StudySample",
-    "average_curves",
     "check_methods",
     "load_study_sample",
-    "read_curves",
     "run_convergence",
-    "summary_lines",
-    "write_study",
 ]
 
 METHODS = ("fista", "mfista", "ircnn", "podm")
 CURVE_COLUMNS = ("method", "iteration", "psi", "rel_change", "psnr", "accepted", "sigma", "error", "bound")
-_LABELS = {"fista": "FISTA", "mfista": "MFISTA", "ircnn": "IRCNN (HQS)", "podm": "PODM"}
-_COLORS = {"fista": "tab:blue", "mfista": "tab:cyan", "ircnn": "tab:orange", "podm": "tab:green"}
 
 
 # --------------------------------------------------------------------------------------------- input
@@ -231,14 +222,6 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
-def _channel_denoiser(bank) -> Callable[[Tensor, float], Tensor]:
-    def run(x: Tensor, sigma: float) -> Tensor:
-        n, c, h, w = x.shape
-        return bank.denoise(x.reshape(n * c, 1, h, w), float(sigma)).reshape(n, c, h, w)
-
-    return run
-
-
 @torch.no_grad()
 def run_convergence(
     sample: StudySample,
@@ -268,7 +251,8 @@ def run_convergence(
         max_iterations, tolerance: budget and relative-change stopping rule, the same for all methods.
         podm: :class:`~podm_cli.methods.podm.PODM` keyword arguments (``stages``, ``sigma_max``, ``mu``,
             ``descent_check``, ...); ``prior``, ``tol`` and ``max_iterations`` are taken from this call.
-        ircnn: :class:`~podm_cli.methods.ircnn.IRCNN` keyword arguments (its schedule).
+        ircnn: :class:`~podm_cli.methods.ircnn.IRCNN` keyword arguments (its schedule: ``stages``,
+            ``denoiser_first``, ``denoiser_last``, ``rho_divisor``).
         fista: ``L``, ``monotone`` for :func:`~podm_cli.optim.fista.fista_solve`.
         ircnn_hold_last: run IRCNN's HQS past its schedule (last level held) up to ``max_iterations``;
             ``False`` stops it after its own ``iterations``.
@@ -295,7 +279,7 @@ def run_convergence(
     truth = None if sample.truth is None else sample.truth.to(device=dev, dtype=dtype)
     kernel = sample.kernel.to(device=dev, dtype=dtype)
     sigma = torch.tensor([sample.sigma], dtype=dtype, device=dev)
-    problem = Deconvolution(y, kernel, g)
+    problem = Deconvolution.circular(y, kernel, g)
     study_owned = ("_target_", "prior", "tol", "max_iterations", "precision", "denoiser", "bank", "weights",
                    "data_root", "mode", "boundary", "edgetaper_iterations")
     podm_kw = {k: v for k, v in dict(podm or {}).items() if k not in study_owned}
@@ -316,8 +300,9 @@ def run_convergence(
             if missing:
                 raise DataNotFoundError(missing)
             bank = loader.bank
-        bank = bank.to(dev)
-        den = _channel_denoiser(bank)
+        from podm_cli.methods.ircnn import bank_denoiser
+
+        den = bank_denoiser(bank.to(dev))
 
     runs: dict[str, MethodRun] = {}
     for m in methods:
@@ -332,21 +317,13 @@ def run_convergence(
                 truth=truth,
             )
         elif m == "ircnn":
-            from podm_cli.methods.ircnn import hqs_schedule
-
-            keys = ("iterations", "sigma_max", "sigma_floor", "lamda_divisor")
-            sched_kw = {k: ircnn_kw[k] for k in keys if k in ircnn_kw}
-            sig_den, rho = hqs_schedule(sigma.cpu(), **sched_kw)
+            keys = {"stages": "stages", "denoiser_first": "first", "denoiser_last": "last",
+                    "rho_divisor": "rho_divisor"}
+            sched_kw = {arg: ircnn_kw[k] for k, arg in keys.items() if k in ircnn_kw}
+            levels, rho = ircnn_schedule(sigma.cpu(), **sched_kw)
             budget = max_iterations if ircnn_hold_last else min(max_iterations, int(rho.shape[1]))
-            res = hqs_solve(
-                problem,
-                den,
-                sig_den.tolist(),
-                [rho[:, i].to(device=dev, dtype=dtype) for i in range(rho.shape[1])],
-                tol=tolerance,
-                max_iterations=budget,
-                truth=truth,
-            )
+            res = hqs_solve(problem.data, den, levels.tolist(), rho.to(device=dev, dtype=dtype),
+                            objective=problem, tol=tolerance, max_iterations=budget, truth=truth)
         else:
             from podm_cli.methods.podm import PODM
 
@@ -354,7 +331,7 @@ def run_convergence(
                 **podm_kw, prior=g, tol=tolerance, max_iterations=max_iterations, precision=precision,
                 denoiser=den,
             )
-            res = method.solve(y, kernel, sigma, truth=truth)
+            res = method.solve(problem.data, sigma, truth=truth)
         res.trace.method = m
         runs[m] = MethodRun(m, res, time.perf_counter() - t0)
         log(f"{m}: {int(res.iterations[0])} iterations in {runs[m].seconds:.1f} s")
@@ -368,226 +345,3 @@ def run_convergence(
         "precision": precision,
     }
     return StudyReport(sample, runs, float(tolerance), int(max_iterations), settings)
-
-
-# --------------------------------------------------------------------------------------------- output
-def _fmt(v, spec: str = ".4g") -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
-
-
-def _its(n: int) -> str:
-    return f"{n} iteration" + ("" if n == 1 else "s")
-
-
-def _summary_line(s: dict, tolerance: float) -> str:
-    to_tol = s["iterations_to_tolerance"]
-    reach = f"rel. change < {tolerance:g} at iteration {to_tol}" if to_tol is not None else (
-        f"rel. change >= {tolerance:g} through {s['iterations']} iterations"
-    )
-    acc = "" if s["acceptance_rate"] is None else f", acceptance {100 * s['acceptance_rate']:.0f}%"
-    return (
-        f"{_LABELS.get(s['method'], s['method']):<12} {reach}; final Psi {_fmt(s['final_psi'], '.6g')}, "
-        f"final PSNR {_fmt(s['final_psnr'], '.2f')} dB (best {_fmt(s['best_psnr'], '.2f')}){acc}, "
-        f"{s['seconds']:.1f} s"
-    )
-
-
-def summary_lines(report: StudyReport) -> list[str]:
-    """One line per method, then the PODM-vs-FISTA objective comparison (when both ran)."""
-    head = (
-        f"{report.sample.protocol} {report.sample.name}: {report.max_iterations} iterations max, "
-        f"tolerance {report.tolerance:g}"
-    )
-    lines = [head]
-    lines += [_summary_line(s, report.tolerance) for s in report.summaries().values()]
-    c = report.comparison()
-    if c is not None:
-        if c["podm_iterations_to_fista_final_psi"] is not None:
-            lines.append(
-                f"PODM reaches FISTA's final Psi ({c['fista_final_psi']:.6g}) in "
-                f"{_its(c['podm_iterations_to_fista_final_psi'])} vs FISTA's {c['fista_iterations']}"
-            )
-        else:
-            gap = 100 * (c["podm_final_psi"] / c["fista_final_psi"] - 1) if c["fista_final_psi"] else math.nan
-            lines.append(
-                f"PODM does not reach FISTA's final Psi ({c['fista_final_psi']:.6g}, after {c['fista_iterations']} "
-                f"iterations) within its {c['podm_iterations']} (its final Psi {c['podm_final_psi']:.6g}, "
-                f"{gap:+.2f}%)"
-            )
-        f_reach = c["fista_iterations_to_podm_final_psi"]
-        lines.append(
-            f"FISTA reaches PODM's final Psi ({c['podm_final_psi']:.6g}) in "
-            + (_its(f_reach) if f_reach is not None else f"none of its {c['fista_iterations']} iterations")
-            + f" vs PODM's {c['podm_iterations']}"
-        )
-    return lines
-
-
-def _csv_text(rows: list[dict], columns: Sequence[str] = CURVE_COLUMNS) -> str:
-    import io
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: ("" if isinstance(row[k], float) and math.isnan(row[k]) else row[k]) for k in columns})
-    return buf.getvalue()
-
-
-def _axes():
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.0, 4.0), dpi=120)
-    FigureCanvasAgg(fig)
-    return fig, fig.add_subplot(1, 1, 1)
-
-
-def _save_plot(fig, ax, ylabel: str, title: str, log_y: bool, path: Path) -> None:
-    """Shared styling of every convergence plot, written atomically."""
-    if log_y:
-        ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-
-
-def _plot(report: StudyReport, key: str, ylabel: str, path: Path, log_y: bool) -> None:
-    fig, ax = _axes()
-    for m, run in report.runs.items():
-        values = getattr(run, key).numpy()
-        its = list(range(len(values)))
-        ax.plot(its, values, label=_LABELS.get(m, m), color=_COLORS.get(m))
-        if m == "podm" and key in ("psi", "rel_change"):
-            acc = run.accepted.numpy()
-            rej = [i for i in its if acc[i] == 0]
-            if rej:
-                ax.scatter(rej, values[rej], marker="x", s=14, color="tab:red", zorder=3, label="PODM fallback")
-    if key == "rel_change":
-        ax.axhline(report.tolerance, color="grey", lw=0.8, ls="--", label=f"tolerance {report.tolerance:g}")
-    _save_plot(fig, ax, ylabel, f"{report.sample.protocol} {report.sample.name}", log_y, path)
-
-
-def write_study(report: StudyReport, out_dir: str | os.PathLike, plots: bool = True) -> dict[str, Path]:
-    """Write ``curves.csv``, ``summary.json`` and (``plots``) ``psi.png``, ``rel_change.png``, ``psnr.png``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"curves": out / "curves.csv", "summary": out / "summary.json"}
-    atomic_write_text(paths["curves"], _csv_text(report.rows()))
-    if plots:
-        for key, ylabel, log_y, fname in (
-            ("psi", "Psi(x)", True, "psi.png"),
-            ("rel_change", "||x^l - x^{l-1}|| / ||x^{l-1}||", True, "rel_change.png"),
-            ("psnr", "PSNR (dB)", False, "psnr.png"),
-        ):
-            paths[key] = out / fname
-            _plot(report, key, ylabel, paths[key], log_y)
-    summary = {
-        "protocol": report.sample.protocol,
-        "image": report.sample.name,
-        "sigma": report.sample.sigma,
-        "kernel_size": list(report.sample.kernel.shape),
-        "max_iterations": report.max_iterations,
-        "tolerance": report.tolerance,
-        "methods": report.summaries(),
-        "podm_vs_fista": report.comparison(),
-        "settings": report.settings,
-        "lines": summary_lines(report),
-    }
-    atomic_write_text(paths["summary"], json.dumps(summary, indent=2, default=str) + "\n")
-    return paths
-
-
-# --------------------------------------------------------------------------------------------- sweeps
-_NUMERIC = ("psi", "rel_change", "psnr", "accepted")
-
-
-def read_curves(path: str | os.PathLike) -> dict[str, list[dict]]:
-    """One ``curves.csv`` as ``{method: [row, ...]}`` sorted by iteration (empty cells -> NaN)."""
-    out: dict[str, list[dict]] = {}
-    with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            rec = {"iteration": int(row["iteration"])}
-            for key in _NUMERIC:
-                cell = row.get(key, "")
-                rec[key] = float(cell) if cell not in ("", None) else math.nan
-            out.setdefault(row["method"], []).append(rec)
-    for rows in out.values():
-        rows.sort(key=lambda r: r["iteration"])
-    return out
-
-
-def average_curves(paths: Sequence[str | os.PathLike], fill: str = "last") -> list[dict]:
-    """Average several ``curves.csv`` (e.g. a multirun over images/kernels) per method and iteration.
-
-    Runs stop at different iterations. ``fill="last"`` carries each run's final row forward to the
-    method's longest run (a stopped iterate no longer changes), so every average is over all runs;
-    ``fill="none"`` averages only the runs still going (column ``n`` counts them). NaN cells (e.g.
-    ``accepted`` where no network step was tried) are left out of their column's mean.
-    Returns rows with ``method, iteration, n, psi, rel_change, psnr, accepted``.
-    """
-    if fill not in ("last", "none"):
-        raise InputError(f"fill must be 'last' or 'none', got {fill!r}")
-    if not paths:
-        raise InputError("no curves.csv files to average")
-    per_method: dict[str, list[list[dict]]] = {}
-    for p in paths:
-        for method, rows in read_curves(p).items():
-            per_method.setdefault(method, []).append(rows)
-    out = []
-    for method, runs in per_method.items():
-        length = max(r[-1]["iteration"] for r in runs) + 1
-        for it in range(length):
-            values = {k: [] for k in _NUMERIC}
-            n = 0
-            for rows in runs:
-                by_it = rows[it] if it < len(rows) and rows[it]["iteration"] == it else None
-                if by_it is None:
-                    by_it = next((r for r in rows if r["iteration"] == it), None)
-                if by_it is None and fill == "last" and it > rows[-1]["iteration"]:
-                    by_it = dict(rows[-1])
-                    by_it["accepted"] = math.nan  # nothing was tried after the run stopped
-                if by_it is None:
-                    continue
-                n += 1
-                for k in _NUMERIC:
-                    if not math.isnan(by_it[k]):
-                        values[k].append(by_it[k])
-            if n == 0:
-                continue
-            row = {"method": method, "iteration": it, "n": n}
-            for k in _NUMERIC:
-                row[k] = sum(values[k]) / len(values[k]) if values[k] else math.nan
-            out.append(row)
-    return out
-
-
-MEAN_COLUMNS = ("method", "iteration", "n", "psi", "rel_change", "psnr", "accepted")
-_MEAN_PLOTS = (("psi", "mean Psi(x)", True), ("rel_change", "mean relative change", True),
-               ("psnr", "mean PSNR (dB)", False))
-
-
-def write_mean_curves(rows: list[dict], out_dir: str | os.PathLike, runs: int, plots: bool = True) -> list[Path]:
-    """Write :func:`average_curves` rows as ``curves_mean.csv`` and (``plots``) ``<key>_mean.png``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / "curves_mean.csv"]
-    atomic_write_text(written[0], _csv_text(rows, MEAN_COLUMNS))
-    if not plots:
-        return written
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    for key, ylabel, log_y in _MEAN_PLOTS:
-        fig, ax = _axes()
-        for m in methods:
-            pts = [(r["iteration"], r[key]) for r in rows if r["method"] == m and not math.isnan(r[key])]
-            if pts:
-                ax.plot(*zip(*pts), label=_LABELS.get(m, m), color=_COLORS.get(m))
-        path = out / f"{key}_mean.png"
-        _save_plot(fig, ax, ylabel, f"average over {runs} run(s)", log_y, path)
-        written.append(path)
-    return written

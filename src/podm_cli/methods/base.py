@@ -1,30 +1,48 @@
-"""The one interface every deconvolution method implements: ``method(y, kernel, sigma) -> x``.
+"""The one interface every deconvolution method implements: ``method(y, kernel, sigma, on_stage=None) -> x``.
 
 A method restores a batch of blurred images ``y`` (N, C, H, W) in [0, 1] given the blur kernel
 (``(kh, kw)`` for the batch or ``(N, 1, kh, kw)`` per item) and the noise level ``sigma`` (a float or a
-(N,) tensor, on the [0, 1] scale). Methods solve the *circular* problem in :meth:`restore_circular`;
-:meth:`__call__` handles ``valid`` observations by extending ``y`` (Liu-Jia wrap-around, edgetaper or
-replicate padding), solving circularly and cropping back, so every method treats boundaries alike.
+(N,) tensor, on the [0, 1] scale). The base class builds the data term once per call
+(:class:`~podm_cli.physics.DataTerm`, from ``y``, the kernel and the method's :class:`BoundaryHandling`) and
+hands it to the subclass's :meth:`Method.restore`, which returns the estimate on the data term's grid; the
+base crops it (``data.output``) and crops every stage estimate reported through ``on_stage`` the same way.
+Boundary handling is one value per method (:attr:`Method.boundary_handling`, set by whoever builds the
+method with :meth:`Method.with_boundary`), never constructor arguments of each method.
 
 Example::
 
     >>> import torch
     >>> from podm_cli.methods.base import Method
-    >>> class Identity(Method):
-    ...     name = "identity"
-    ...     def restore_circular(self, y, kernel, sigma):
-    ...         return y
-    >>> Identity()(torch.rand(1, 1, 32, 32), torch.ones(3, 3) / 9, 0.01).shape
-    torch.Size([1, 1, 32, 32])
+    >>> class Wiener(Method):
+    ...     name = "wiener"
+    ...     def restore(self, data, sigma, on_stage=None):
+    ...         x = data.prox(data.initial(), 1e-2)          # one regularised inverse filter on the grid
+    ...         if on_stage is not None:
+    ...             on_stage(0, x)
+    ...         return x
+    >>> seen = []
+    >>> m = Wiener().with_boundary(boundary="edgetaper")
+    >>> m(torch.rand(1, 1, 32, 30), torch.ones(3, 3) / 9, 0.01, mode="valid",
+    ...   on_stage=lambda i, x: seen.append(tuple(x.shape))).shape, seen
+    (torch.Size([1, 1, 32, 30]), [(1, 1, 32, 30)])
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from podm_cli.errors import InputError
+from podm_cli.physics import BOUNDARIES, DATA_MODES, START_RULES, DataTerm
+
+__all__ = ["BoundaryHandling", "Method", "Requirements", "StageHook", "channels_as_batch"]
+
+#: ``on_stage(index, x)``: stage ``index``'s estimate, already cropped like the method's result.
+StageHook = Callable[[int, Tensor], None]
 
 
 def channels_as_batch(y: Tensor, kernel: Tensor, sigma: Tensor, who: str):
@@ -38,8 +56,6 @@ def channels_as_batch(y: Tensor, kernel: Tensor, sigma: Tensor, who: str):
     ((6, 1, 8, 8), (3, 3), [1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
     """
     if y.ndim != 4:
-        from podm_cli.errors import InputError
-
         raise InputError(f"{who}: y must be (N, C, H, W), got {tuple(y.shape)}")
     work = torch.float64 if y.dtype == torch.float64 else torch.float32
     n, c, h, w = y.shape
@@ -59,31 +75,121 @@ class Requirements:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class BoundaryHandling:
+    """How a method treats the blur's boundary (the ``operator`` config group).
+
+    ``mode``: the blur a call assumes when it does not say (``circular`` | ``valid``). For ``valid`` data,
+    ``boundary``: ``liu`` | ``edgetaper`` | ``replicate`` (extend ``y`` once) or ``adjust`` (re-estimate the
+    unobserved border from the current estimate at every Fourier step); ``taper_iterations``: edgetaper's;
+    ``start``: ``adjust``'s first observation (``edgetaper`` | ``liu`` | ``replicate``); ``adjust_after``:
+    stages that keep that first observation before adjusting starts.
+
+    >>> BoundaryHandling(boundary="adjust").extension
+    'edgetaper'
+    """
+
+    mode: str = "circular"
+    boundary: str = "liu"
+    taper_iterations: int = 3
+    start: str = "edgetaper"
+    adjust_after: int = 0
+
+    def __post_init__(self):
+        if self.mode not in DATA_MODES:
+            raise InputError(f"blur mode must be one of {DATA_MODES}, got {self.mode!r}")
+        if self.boundary not in BOUNDARIES:
+            raise InputError(f"boundary must be one of {BOUNDARIES}, got {self.boundary!r}")
+        if self.start not in START_RULES:
+            raise InputError(f"boundary start rule must be one of {START_RULES}, got {self.start!r}")
+        if int(self.taper_iterations) < 0:
+            raise InputError(f"edgetaper iterations must be >= 0, got {self.taper_iterations}")
+
+    @property
+    def extension(self) -> str:
+        """The rule that extends ``y`` once: ``boundary``, or ``start`` for ``adjust``."""
+        return self.start if self.boundary == "adjust" else self.boundary
+
+    def data_term(self, y: Tensor, kernel: Tensor, mode: str | None = None) -> DataTerm:
+        """The :class:`~podm_cli.physics.DataTerm` of one call (``mode`` overrides :attr:`mode`)."""
+        return DataTerm.build(y, kernel, mode=mode or self.mode, boundary=self.boundary,
+                              taper_iterations=int(self.taper_iterations), start=self.start,
+                              adjust_after=int(self.adjust_after))
+
+
 class Method:
     """Base class of all methods (plain Python: no Hydra, no training code).
 
     Subclasses set ``name`` (registry key), ``source`` (how the numbers are produced, written to
-    results.json) and implement :meth:`restore_circular`.
+    results.json) and implement :meth:`restore`.
     """
 
     name: str = "method"
     source: str = "recomputed"
     requirements: Requirements = Requirements()
-    #: Optional ``stage_callback(index, x)``: methods with stages (IRCNN's iterations, PODM's stages) report
-    #: each stage's estimate through :meth:`_emit_stage`, cropped like the result (``podm deblur
-    #: save_stages=true``). ``None`` (default) costs nothing.
-    stage_callback = None
-    _stage_crop: tuple[slice, slice] | None = None
+    #: Class default; an instance gets its own with :meth:`with_boundary`.
+    boundary_handling: BoundaryHandling = BoundaryHandling()
 
     def __init__(self, mode: str = "circular", boundary: str = "liu", edgetaper_iterations: int = 3):
-        self.mode = mode
-        self.boundary = boundary
-        self.edgetaper_iterations = edgetaper_iterations
+        # Compatibility for methods still built with the three boundary arguments (restore_circular ones);
+        # methods on the DataTerm interface call super().__init__() and get the class default.
+        if (mode, boundary, edgetaper_iterations) != ("circular", "liu", 3):
+            self.boundary_handling = BoundaryHandling(mode, boundary, int(edgetaper_iterations))
 
     # -- to implement -------------------------------------------------------------------------
+    def restore(self, data: DataTerm, sigma: Tensor, on_stage: StageHook | None = None) -> Tensor:
+        """Restore ``data`` (noise levels ``sigma`` (N,) on [0, 1]); return the estimate on ``data.grid``.
+
+        ``on_stage(index, x)`` (when given) receives stage estimates on the grid; the base class crops them.
+        The default runs the older :meth:`restore_circular` on ``data.initial()`` (kept only while methods
+        move to this interface; it cannot follow ``boundary="adjust"``).
+        """
+        if type(self).restore_circular is Method.restore_circular:
+            raise NotImplementedError(f"{type(self).__name__} implements neither restore nor restore_circular")
+        if data.adjusting:
+            raise InputError(f"{self.name} does not support boundary=adjust (choose liu, edgetaper or replicate)")
+        self._compat_hook = on_stage
+        try:
+            return self.restore_circular(data.initial(), data.kernel, sigma)
+        finally:
+            self._compat_hook = None
+
     def restore_circular(self, y: Tensor, kernel: Tensor, sigma: Tensor) -> Tensor:
-        """Restore ``y`` assuming a circular (periodic) blur; returns a tensor shaped like ``y``."""
+        """Deprecated: restore ``y`` assuming a circular blur (see :meth:`restore`)."""
         raise NotImplementedError
+
+    _compat_hook: StageHook | None = None
+
+    def _emit_stage(self, index: int, x: Tensor) -> None:
+        """Deprecated (``restore_circular`` methods): report stage ``index``'s estimate."""
+        if self._compat_hook is not None:
+            self._compat_hook(index, x)
+
+    # -- configuration --------------------------------------------------------------------------
+    def with_boundary(self, **changes) -> Method:
+        """Set this method's :class:`BoundaryHandling` fields (``mode``, ``boundary``, ``taper_iterations``,
+        ``start``, ``adjust_after``); returns ``self``."""
+        self.boundary_handling = replace(self.boundary_handling, **changes)
+        return self
+
+    @property
+    def boundary(self) -> str:
+        """``boundary_handling.boundary``; assigning it is ``with_boundary(boundary=...)``."""
+        return self.boundary_handling.boundary
+
+    @boundary.setter
+    def boundary(self, value: str) -> None:
+        self.with_boundary(boundary=value)
+
+    @property
+    def mode(self) -> str:
+        """``boundary_handling.mode`` (read-only shortcut)."""
+        return self.boundary_handling.mode
+
+    @property
+    def edgetaper_iterations(self) -> int:
+        """``boundary_handling.taper_iterations`` (read-only shortcut)."""
+        return int(self.boundary_handling.taper_iterations)
 
     # -- shared -------------------------------------------------------------------------------
     def missing(self, data_root: Path) -> str | None:
@@ -97,37 +203,18 @@ class Method:
             )
         return None
 
-    def _emit_stage(self, index: int, x: Tensor) -> None:
-        """Hand stage ``index``'s estimate (the circular-domain iterate) to :attr:`stage_callback`, if set."""
-        if self.stage_callback is not None:
-            crop = self._stage_crop
-            self.stage_callback(index, x if crop is None else x[..., crop[0], crop[1]])
-
-    def _stage_hook(self):
-        """``_emit_stage`` as a solver ``callback(index, x, record)``, or ``None`` when nobody listens."""
-        return None if self.stage_callback is None else (lambda index, x, _record: self._emit_stage(index, x))
-
-    def to(self, device: torch.device | str) -> "Method":
+    def to(self, device: torch.device | str) -> Method:
         """Move learned parameters (if any) to ``device``; returns ``self``."""
         return self
 
     @torch.no_grad()
-    def __call__(self, y: Tensor, kernel: Tensor, sigma: float | Tensor, mode: str | None = None) -> Tensor:
-        mode = mode or self.mode
+    def __call__(self, y: Tensor, kernel: Tensor, sigma: float | Tensor, mode: str | None = None,
+                 on_stage: StageHook | None = None) -> Tensor:
+        """Restore ``y``; ``mode`` (``circular`` | ``valid``) overrides ``boundary_handling.mode`` for this
+        call (``podm eval`` passes the protocol's); ``on_stage(index, x)`` receives cropped stage estimates."""
         sigma_t = torch.as_tensor(sigma, dtype=y.dtype, device=y.device).reshape(-1)
         if sigma_t.numel() == 1:
             sigma_t = sigma_t.expand(y.shape[0])
-        kernel = kernel.to(device=y.device, dtype=y.dtype)
-        if mode == "circular":
-            self._stage_crop = None
-            return self.restore_circular(y, kernel, sigma_t)
-        if mode != "valid":
-            raise ValueError(f"unknown blur mode {mode!r} (circular | valid)")
-        from podm_cli.physics import extend_for_deconv
-
-        y_ext, crop = extend_for_deconv(
-            y, kernel, method=self.boundary, taper_iterations=self.edgetaper_iterations
-        )
-        self._stage_crop = crop
-        x_ext = self.restore_circular(y_ext, kernel, sigma_t)
-        return x_ext[..., crop[0], crop[1]].contiguous()
+        data = self.boundary_handling.data_term(y, kernel.to(device=y.device, dtype=y.dtype), mode)
+        hook = None if on_stage is None else (lambda index, x: on_stage(index, data.output(x)))
+        return data.output(self.restore(data, sigma_t, hook))

@@ -6,8 +6,9 @@ protocol (``src/podm_cli/assets/rpodm_levin.pt``, trained by ``podm train +exper
 hardware, wall time and validation curve in docs/training.md). Any other export: ``weights=PATH``. Files are
 read with ``torch.load(weights_only=True)``.
 
-Colour images go channel by channel through the grey stages; ``valid`` data are extended like every other
-method's (:class:`~podm_cli.methods.base.Method`).
+Colour images go channel by channel through the grey stages; ``valid`` data go through the model's
+:meth:`~podm_cli.models.RPODM.restore` with the call's :class:`~podm_cli.physics.DataTerm` (any boundary
+rule, ``adjust`` included).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from podm_cli.errors import InputError
 from podm_cli.methods.base import Method, Requirements
 
 __all__ = ["DEFAULT_WEIGHTS", "RPODMMethod", "default_weights_path"]
@@ -35,20 +35,24 @@ def default_weights_path() -> Path:
 class RPODMMethod(Method):
     """RPODM with trained weights.
 
+    Paper symbols (Liu et al. 2018, relaxed PODM): the stages ``l = 1..N`` (``stages`` in the model config),
+    ``A_l`` the stage denoiser (first / last level ``denoiser_levels``, on [0, 1]), ``F_l``'s weight the
+    paper's ``mu_l`` (here ``rho_l = model.rho(sigma)``; parameter ``log_mu`` and config keys ``mu_mode``,
+    ``final_mu_scale`` keep the paper's letter because trained weights files store them), ``G_l``'s
+    ``lambda``, step ``gamma = 1/L`` and ``alpha`` (``g_lam``, ``g_step``, ``g_alpha``).
+
     Args:
         weights: an exported ``.pt`` (``podm train`` writes ``<run dir>/rpodm.pt``); ``None`` = podm's model
             for ``levin``.
         clip: clip the estimate to [0, 1].
-        mode, boundary, edgetaper_iterations: see :class:`~podm_cli.methods.base.Method`.
     """
 
     name = "rpodm"
     source = "recomputed (RPODM trained by podm)"
     requirements = Requirements(prefers_gpu=True, notes=("podm's own trained weights (docs/training.md)",))
 
-    def __init__(self, weights: str | os.PathLike | None = None, clip: bool = True, mode: str = "circular",
-                 boundary: str = "liu", edgetaper_iterations: int = 3):
-        super().__init__(mode=mode, boundary=boundary, edgetaper_iterations=edgetaper_iterations)
+    def __init__(self, weights: str | os.PathLike | None = None, clip: bool = True):
+        super().__init__()
         self.weights = Path(os.path.expanduser(os.fspath(weights))) if weights not in (None, "", "null") else None
         self.clip = bool(clip)
         self._model = None
@@ -84,15 +88,13 @@ class RPODMMethod(Method):
             self._model.to(self._device)
         return self
 
-    def restore_circular(self, y: Tensor, kernel: Tensor, sigma: Tensor) -> Tensor:
-        if y.ndim != 4:
-            raise InputError(f"RPODM expects (N, C, H, W), got shape {tuple(y.shape)}")
+    def restore(self, data, sigma: Tensor, on_stage=None) -> Tensor:
         model = self.model
         dtype = next(model.parameters()).dtype
-        outs = model(y.to(dtype), kernel.to(dtype), sigma.to(dtype), return_stages=self.stage_callback is not None)
+        outs = model.restore(data.to(dtype=dtype), sigma.to(dtype), return_stages=on_stage is not None)
         if isinstance(outs, list):
             for i, o in enumerate(outs):
-                self._emit_stage(i, o)
+                on_stage(i, o)
             outs = outs[-1]
-        x = outs.to(y.dtype)
+        x = outs.to(data.y.dtype)
         return x.clamp(0.0, 1.0) if self.clip else x

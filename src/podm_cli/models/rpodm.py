@@ -1,23 +1,27 @@
 """RPODM: the relaxed PODM cascade ``x^l = G_l(F_l(A_l(x^{l-1})))``, ``x^0 = y``, trained end to end.
 
-DESIGN §2.5. One stage, for a blurred ``y = k * x + n`` with noise level ``sigma`` (circular physics):
+One stage, for a blurred ``y = k * x + n`` with noise level ``sigma`` (the physics is a
+:class:`~podm_cli.physics.DataTerm`: circular, or ``valid`` with any boundary rule):
 
 * **A** (learned prior): a denoiser network, ``x_A = D_l(x^{l-1})``. Per stage an independent network
   (default; each initialised from the official IRCNN bank at the stage's noise level ``s_l``, log-spaced
-  from ``sigma_schedule[0]`` to ``sigma_schedule[1]``), or one shared noise-conditioned network fed
+  from ``denoiser_levels[0]`` to ``denoiser_levels[1]`` on [0, 1]), or one shared noise-conditioned network fed
   ``s_l`` as an extra input map (``share_denoiser=True``).
-* **F** (fidelity, theta_H): ``x_F = argmin_x 1/2 ||k * x - y||^2 + mu_l/2 ||x - x_A||^2``, in closed form
-  by FFT. ``mu_l = (sigma^2 / 3) * exp(t_l)`` with ``t_l`` learned per stage (initialised to IRCNN's
-  ``255^2 / s_{l+1}^2``, so ``A_l`` then ``F_l`` start as IRCNN's denoiser then its next half-quadratic step,
+* **F** (fidelity, theta_H): ``x_F = argmin_x 1/2 ||k * x - y||^2 + rho_l/2 ||x - x_A||^2``
+  (``data.prox``; the paper's ``mu``). ``rho_l = (sigma^2 / 3) * exp(t_l)`` with ``t_l`` learned per stage
+  (parameter ``log_mu``, initialised to IRCNN's ``1 / s_{l+1}^2``, so ``A_l`` then ``F_l`` start as IRCNN's
+  denoiser then its next half-quadratic step,
   and the last ``F`` weighted ``final_mu_scale`` times more), or ``t_l + h(log sigma, l)``
   with a small hyper-network ``h`` (``mu_mode="hypernet"``, last layer zero-initialised).
 * **G** (optimality module, relaxed): one proximal-gradient step on ``Psi + alpha/2 ||x - x^{l-1}||^2``,
-  ``x_G = prox_{lam_l g}(x_F - s_l [k^T (k * x_F - y) + alpha_l (x_F - x^{l-1})])``, with ``g`` from the
+  ``x_G = prox_{lam_l g}(x_F - s_l [grad f(x_F) + alpha_l (x_F - x^{l-1})])`` (``data.grad_f``: for
+  ``valid`` data the true masked data term), with ``g`` from the
   ``prior=`` group (lp-DCT, hyper-Laplacian, TV; ``none`` drops G) and ``lam_l, s_l, alpha_l > 0`` learned
   (``learn_prior=True``) from the authors' constants (lam 1e-4, step 1/L = 1, alpha 1e-3).
 
-The model solves the circular problem; :class:`podm_cli.methods.rpodm.RPODMMethod` handles ``valid`` data
-like every other method (boundary extension). Everything is batched, on any device, with one kernel per
+``forward(y, kernel, sigma)`` solves the circular problem; :meth:`RPODM.restore` takes any
+:class:`~podm_cli.physics.DataTerm` (that is how :class:`podm_cli.methods.rpodm.RPODMMethod` handles ``valid``
+data). Everything is batched, on any device, with one kernel per
 batch item; ``checkpoint_stages=True`` recomputes each stage in the backward pass (memory for many
 stages on big crops).
 
@@ -35,39 +39,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from podm_cli.errors import InputError
-from podm_cli.physics import psf2otf
+from podm_cli.nets.bank import to_255
+from podm_cli.optim.schedules import MIN_NOISE_SIGMA, rpodm_levels
+from podm_cli.physics import DataTerm
 from podm_cli.priors import build_prior
 
-__all__ = ["MIN_NOISE_SIGMA", "RPODM", "NoiseConditioned", "StageSchedule"]
+__all__ = ["RPODM", "NoiseConditioned"]
 
-#: Lower bound of the noise level in ``mu`` (as IRCNN/DPIR: 0.255/255).
-MIN_NOISE_SIGMA = 0.255 / 255.0
 MU_MODES = ("per_stage", "hypernet")
-
-
-@dataclass(frozen=True)
-class StageSchedule:
-    """Denoiser noise levels of the stages: log-spaced from ``first`` to ``last`` (on [0, 255]).
-
-    >>> [round(s, 2) for s in StageSchedule(49.0, 7.65).levels(3)]
-    [49.0, 19.36, 7.65]
-    """
-
-    first: float = 49.0
-    last: float = 7.65
-
-    def levels(self, stages: int) -> list[float]:
-        if stages == 1:
-            return [float(self.last)]
-        a, b = math.log(self.first), math.log(self.last)
-        return [math.exp(a + (b - a) * i / (stages - 1)) for i in range(stages)]
 
 
 class NoiseConditioned(nn.Module):
@@ -126,7 +111,8 @@ class RPODM(nn.Module):
         denoiser: the ``denoiser=`` config as a dict (``name``, ``pretrained``, architecture keys), passed to
             :func:`podm_cli.nets.factory.build_stage_denoisers`.
         prior: the ``prior=`` config as a dict (``name``, ``p``, ``lam``, ...); ``lam`` initialises G's weight.
-        sigma_schedule: ``(first, last)`` denoiser noise levels on [0, 255].
+        denoiser_levels: ``(first, last)`` denoiser noise levels on [0, 1] (49/255, 7.65/255).
+        sigma_schedule: deprecated: the same on 0..255 (weights files written before the rename).
         share_denoiser: one noise-conditioned network for all stages instead of one per stage.
         mu_mode: ``per_stage`` | ``hypernet``.
         learn_prior: learn G's ``lam, step, alpha`` (else they stay at their initial values).
@@ -141,7 +127,7 @@ class RPODM(nn.Module):
         stages: int = 8,
         denoiser: Mapping | None = None,
         prior: Mapping | None = None,
-        sigma_schedule: Sequence[float] = (49.0, 7.65),
+        denoiser_levels: Sequence[float] = (49.0 / 255.0, 7.65 / 255.0),
         share_denoiser: bool = False,
         mu_mode: str = "per_stage",
         learn_prior: bool = True,
@@ -151,31 +137,34 @@ class RPODM(nn.Module):
         final_mu_scale: float = 1e4,
         data_root=None,
         in_channels: int = 1,
+        sigma_schedule: Sequence[float] | None = None,
     ):
         super().__init__()
         if int(stages) < 1:
             raise InputError(f"RPODM needs stages >= 1, got {stages}")
         if mu_mode not in MU_MODES:
             raise InputError(f"mu_mode must be one of {', '.join(MU_MODES)}, got {mu_mode!r}")
-        if len(sigma_schedule) != 2 or not (0 < float(sigma_schedule[1]) <= float(sigma_schedule[0])):
-            raise InputError(f"sigma_schedule must be [first, last] with first >= last > 0, got {sigma_schedule}")
+        if sigma_schedule is not None:  # 0..255, as weights files written before the rename store it
+            denoiser_levels = [float(s) / 255.0 for s in sigma_schedule]
+        if len(denoiser_levels) != 2 or not (0 < float(denoiser_levels[1]) <= float(denoiser_levels[0])):
+            raise InputError(f"denoiser_levels must be [first, last] with first >= last > 0, got {denoiser_levels}")
         self.stages = int(stages)
         self.in_channels = int(in_channels)
         self.share_denoiser = bool(share_denoiser)
         self.mu_mode = mu_mode
         self.checkpoint_stages = bool(checkpoint_stages)
-        levels = StageSchedule(float(sigma_schedule[0]), float(sigma_schedule[1])).levels(self.stages)
-        self.register_buffer("levels", torch.tensor(levels, dtype=torch.float32) / 255.0)
+        levels = rpodm_levels(self.stages, float(denoiser_levels[0]), float(denoiser_levels[1]))
+        self.register_buffer("levels", torch.tensor(levels, dtype=torch.float32))
         self.denoisers = self._build_denoisers(dict(denoiser or {"name": "ircnn"}), levels, data_root)
         self.denoisers.to(memory_format=torch.channels_last)
 
         # F: log mu offsets. At initialisation stage l's F is IRCNN's HQS x-step that precedes the denoiser at
-        # the NEXT level (rho = (sigma^2 / 3) * 255^2 / s_{l+1}^2), and the last F is weighted by
+        # the NEXT level (rho = (sigma^2 / 3) / s_{l+1}^2), and the last F is weighted by
         # final_mu_scale x its rho, so the estimate is the last denoiser's output with a light data
         # correction, as in IRCNN (whose last operation is the denoiser). On BSDS500-train crops this starts
         # 8 stages at 30.97 dB against 28.74 dB for rho_l at stage l (IRCNN with 30 iterations: 31.03).
-        offsets = [-2.0 * math.log(s / 255.0) for s in levels[1:]]
-        offsets.append(-2.0 * math.log(levels[-1] / 255.0) + math.log(final_mu_scale))
+        offsets = [-2.0 * math.log(s) for s in levels[1:]]
+        offsets.append(-2.0 * math.log(levels[-1]) + math.log(final_mu_scale))
         self.log_mu = nn.Parameter(torch.tensor(offsets))
         self.hypernet = None
         if mu_mode == "hypernet":
@@ -202,29 +191,27 @@ class RPODM(nn.Module):
         pretrained = cfg.pop("pretrained", None)
         cfg.pop("sigma", None)
         if self.share_denoiser:
-            mid = levels[len(levels) // 2] / 255.0
+            mid = levels[len(levels) // 2]
             net = build_denoiser(name, pretrained=pretrained, sigma=mid, data_root=data_root, **cfg)
             return nn.ModuleList([NoiseConditioned(net)])
-        return build_stage_denoisers(
-            name, [s / 255.0 for s in levels], pretrained=pretrained, data_root=data_root, **cfg
-        )
+        return build_stage_denoisers(name, list(levels), pretrained=pretrained, data_root=data_root, **cfg)
 
     # -- learned quantities ----------------------------------------------------------------------------
-    def mu(self, sigma: Tensor) -> Tensor:
-        """F's weights ``(N, stages)`` for noise levels ``sigma`` (N,) on [0, 1]."""
+    def rho(self, sigma: Tensor) -> Tensor:
+        """F's weights ``rho`` (the paper's ``mu``), ``(N, stages)``, for noise levels ``sigma`` (N,) on [0, 1]."""
         sig = sigma.reshape(-1, 1).to(self.log_mu).clamp_min(MIN_NOISE_SIGMA)
         log_mu = self.log_mu[None, :].expand(sig.shape[0], -1)
         if self.hypernet is not None:
             pos = torch.linspace(0, 1, self.stages, device=sig.device, dtype=sig.dtype)
-            feats = torch.stack([torch.log(sig * 255.0).expand(-1, self.stages), pos.expand(sig.shape[0], -1)], -1)
+            feats = torch.stack([torch.log(to_255(1.0) * sig).expand(-1, self.stages), pos.expand(sig.shape[0], -1)], -1)
             log_mu = log_mu + self.hypernet(feats).squeeze(-1)
         return sig**2 / 3.0 * torch.exp(log_mu)
 
     def stage_parameters(self) -> dict[str, list[float]]:
-        """Learned scalars per stage, for logging: ``mu`` at sigma = 1 %, G's ``lam``, ``step``, ``alpha``."""
+        """Learned scalars per stage, for logging: ``rho`` at sigma = 1 %, G's ``lam``, ``step``, ``alpha``."""
         with torch.no_grad():
-            mu = self.mu(torch.tensor([0.01], device=self.log_mu.device))[0]
-            out = {"mu@1%": mu.tolist()}
+            rho = self.rho(torch.tensor([0.01], device=self.log_mu.device))[0]
+            out = {"rho@1%": rho.tolist()}
             if self.use_g:
                 for key, p in (("lam", self.g_lam), ("step", self.g_step), ("alpha", self.g_alpha)):
                     out[key] = nn.functional.softplus(p).tolist()
@@ -241,22 +228,20 @@ class RPODM(nn.Module):
             out = self.denoisers[index](xin)
         return out.reshape(n, c, h, w).contiguous()
 
-    def _stage(self, index: int, x: Tensor, kty: Tensor, k2: Tensor, mu: Tensor):
+    def _stage(self, index: int, x: Tensor, data: DataTerm, rho: Tensor):
         x_a = self.denoise(index, x)
         # F and G in full precision even under bf16/fp16 autocast (FFTs and the DCT need it)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            return self._fidelity_and_optimality(index, x, x_a.to(x.dtype), kty, k2, mu)
+            return self._fidelity_and_optimality(index, x, x_a.to(x.dtype), data, rho)
 
-    def _fidelity_and_optimality(self, index, x, x_a, kty, k2, mu):
-        h, w = x.shape[-2:]
-        m = mu[:, index].reshape(-1, 1, 1, 1).to(x.dtype)
-        spectrum = (kty + m * torch.fft.rfft2(x_a)) / (k2 + m)  # of x_F
-        x_f = torch.fft.irfft2(spectrum, s=(h, w))
+    def _fidelity_and_optimality(self, index, x, x_a, data: DataTerm, rho):
+        spectrum = data.prox_hat(x_a, rho[:, index].to(x.dtype), x=data.estimate(x_a, index))  # of x_F
+        x_f = torch.fft.irfft2(spectrum, s=data.grid)
         if not self.use_g:
             return x_f
         sp = nn.functional.softplus
         lam, step, alpha = sp(self.g_lam[index]), sp(self.g_step[index]), sp(self.g_alpha[index])
-        grad_f = torch.fft.irfft2(spectrum * k2 - kty, s=(h, w))  # k^T (k * x_F - y), from x_F's spectrum
+        grad_f = data.grad_f(x_f, x_hat=spectrum)  # from x_F's spectrum: no extra FFT of x_F
         v = x_f - step * (grad_f + alpha * (x_f - x))
         return self.prior.prox(v, step * lam)
 
@@ -267,19 +252,20 @@ class RPODM(nn.Module):
         ``stages`` runs only the first stages (greedy warm-up)."""
         if y.ndim != 4:
             raise InputError(f"RPODM expects (N, C, H, W), got shape {tuple(y.shape)}")
-        n, _, h, w = y.shape
+        return self.restore(DataTerm.build(y, kernel), sigma, return_stages, stages)
+
+    def restore(self, data: DataTerm, sigma: Tensor, return_stages: bool = False, stages: int | None = None):
+        """As :meth:`forward` for any data term; the estimates are on ``data.grid`` (crop with
+        ``data.output``)."""
+        y = data.initial()
+        n = y.shape[0]
         sigma = torch.as_tensor(sigma, dtype=y.dtype, device=y.device).reshape(-1).expand(n)
-        otf = psf2otf(kernel.to(device=y.device, dtype=y.dtype), (h, w))
-        if otf.ndim == 2:
-            otf = otf[None, None]
-        kty = otf.conj() * torch.fft.rfft2(y)
-        k2 = otf.real**2 + otf.imag**2
-        mu = self.mu(sigma)
+        rho = self.rho(sigma)
         x, outs = y, []
         for i in range(self.stages if stages is None else min(int(stages), self.stages)):
             if self.checkpoint_stages and torch.is_grad_enabled():
-                x = checkpoint(self._stage, i, x, kty, k2, mu, use_reentrant=False)
+                x = checkpoint(self._stage, i, x, data, rho, use_reentrant=False)
             else:
-                x = self._stage(i, x, kty, k2, mu)
+                x = self._stage(i, x, data, rho)
             outs.append(x)
         return outs if return_stages else x

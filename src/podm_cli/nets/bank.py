@@ -39,9 +39,19 @@ from podm_cli.nets.weights import (
     load_keras_ircnn_dir,
 )
 
-__all__ = ["DenoiserBank", "default_keras_dir", "official_sigmas"]
+__all__ = ["DenoiserBank", "bank_index", "default_keras_dir", "official_sigmas", "to_255"]
 
 _TOL_255 = 1e-6
+
+
+def to_255(sigma) -> float:
+    """A noise level on [0, 1] on the 0..255 scale the networks were trained and named on (the one place
+    outside the networks' own files where podm converts).
+
+    >>> to_255(13 / 255)
+    13.0
+    """
+    return float(sigma) * 255.0
 
 
 def official_sigmas(count: int = IRCNN_COUNT) -> tuple[float, ...]:
@@ -53,11 +63,11 @@ def bank_index(sigma: float, sigmas: Sequence[float] | None = None) -> int:
     """0-based index of the net for noise level ``sigma`` ([0, 1]) in a bank trained at ``sigmas``
     (default: the official 25): the first level ``>= sigma`` (1e-6 tolerance on 0..255), else the last."""
     levels = official_sigmas() if sigmas is None else sigmas
-    s = float(sigma) * 255.0
+    s = to_255(sigma)
     if not math.isfinite(s):
         raise InputError(f"denoiser noise level must be finite, got {sigma}")
     for i, t in enumerate(levels):
-        if t * 255.0 >= s - _TOL_255:
+        if to_255(t) >= s - _TOL_255:
             return i
     return len(levels) - 1
 
@@ -116,7 +126,7 @@ class DenoiserBank(nn.Module):
 
     @property
     def sigmas255(self) -> tuple[float, ...]:
-        return tuple(s * 255.0 for s in self.sigmas)
+        return tuple(to_255(s) for s in self.sigmas)
 
     def index_for(self, sigma: float) -> int:
         """0-based index of the net used for noise level ``sigma`` ([0, 1] scale); see the module doc."""

@@ -40,7 +40,7 @@ def fista_solve(
     """FISTA / MFISTA with step ``1/L``; per-image stopping at relative change ``< tol``."""
     if L <= 0:
         raise InputError(f"L must be > 0, got {L}")
-    x = (problem.y if x0 is None else x0).clone()
+    x = (problem.data.initial() if x0 is None else x0).clone()
     n = x.shape[0]
     z = x
     t = 1.0

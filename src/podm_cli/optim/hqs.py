@@ -1,14 +1,26 @@
-"""Plug-and-play half-quadratic splitting with a denoiser bank (IRCNN, Zhang et al. CVPR 2017).
+"""Plug-and-play half-quadratic splitting with a denoiser (IRCNN, Zhang et al. CVPR 2017): the one HQS loop.
 
-    x^k = argmin_x f(x) + mu_k/2 ||x - z^{k-1}||^2   (closed form in the Fourier domain)
-    z^k = D(x^k; sigma_k)
+    x^k = argmin_x f(x) + rho_k/2 ||x - z^{k-1}||^2   (``data.prox``: closed form in the Fourier domain)
+    z^k = D(x^k; s_k)
 
-with IRCNN's rule ``mu_k = lam * sigma_n^2 / sigma_k^2`` (``lam`` = 1/3 in the IRCNN deblurring demo) and
-``sigma_k`` log-spaced from ``sigma_max`` to a floor. The iterate reported (and scored by ``Psi``) is the
-denoiser output ``z^k`` -- what IRCNN returns; ``x^k`` after the Fourier step still carries the
-amplified noise of a small ``mu`` -- and ``z^0 = y``. This is the "IRCNN" curve of the convergence study: the same objective ``Psi`` is
-evaluated along the HQS iterates, which do not minimise it (no ``g`` in the updates) -- the point of the
-paper's Fig. 2. After the schedule the last level is kept. Stopping as PODM (relative change of ``x``).
+``z^0 = data.initial()``; ``rho_k`` and the denoiser levels ``s_k`` come from a schedule
+(:func:`podm_cli.optim.schedules.ircnn_schedule` for IRCNN: ``rho_k = (sigma_n^2 / 3) / s_k^2`` with
+``s_k`` log-spaced). The reported iterate is the denoiser output ``z^k`` -- what IRCNN returns; ``x^k``
+after the Fourier step still carries the amplified noise of a small ``rho``. With ``boundary="adjust"``
+data the Fourier step's observation is re-estimated from ``z^{k-1}`` at every iteration.
+
+In the convergence study (the "IRCNN" curve of the paper's Fig. 2) an ``objective`` ``Psi`` is evaluated
+along the iterates, which do not minimise it (no ``g`` in the updates); past its schedule the last level and
+weight are held. ``tol`` stops an image at a relative change of ``z`` below it (``0``: run every iteration).
+
+Example (a stand-in denoiser)::
+
+    >>> import torch
+    >>> from podm_cli.physics import DataTerm
+    >>> data = DataTerm.build(torch.rand(2, 1, 16, 16, dtype=torch.float64), torch.ones(3, 3) / 9)
+    >>> res = hqs_solve(data, lambda x, s: x.clamp(0, 1), [0.1, 0.05], [0.01, 0.02], tol=0)
+    >>> tuple(res.x.shape), res.iterations.tolist(), len(res.trace.rows())
+    ((2, 1, 16, 16), [2, 2], 6)
 """
 
 from __future__ import annotations
@@ -20,59 +32,63 @@ import torch
 from torch import Tensor
 
 from podm_cli.optim.objective import Deconvolution, item_norm
-from podm_cli.optim.podm_solver import Denoiser, _mu_at, psnr_or_nan
+from podm_cli.optim.podm_solver import Denoiser, psnr_or_nan
+from podm_cli.optim.schedules import at_stage
 from podm_cli.optim.trace import IterationRecord, SolverResult, Trace
+from podm_cli.physics import DataTerm
 
-__all__ = ["hqs_solve", "ircnn_mu"]
-
-
-def ircnn_mu(noise_sigma, sigma_d: float, lam: float = 1.0 / 3.0):
-    """IRCNN's HQS weight ``lam * sigma_n^2 / sigma_d^2`` (``noise_sigma`` float or ``(N,)`` tensor)."""
-    return lam * noise_sigma**2 / (sigma_d**2)
+__all__ = ["hqs_solve"]
 
 
 @torch.no_grad()
 def hqs_solve(
-    problem: Deconvolution,
+    data: DataTerm,
     denoiser: Denoiser,
-    sigmas: Sequence[float],
-    mu,
+    levels: Sequence[float],
+    rho,
     *,
+    objective: Deconvolution | None = None,
     tol: float = 1e-4,
     max_iterations: int | None = None,
     truth: Tensor | None = None,
     callback: Callable[[int, Tensor, IterationRecord], None] | None = None,
 ) -> SolverResult:
-    """Run plug-and-play HQS; ``sigmas`` on [0, 1] (last one held beyond the schedule).
+    """Run plug-and-play HQS on ``data``; returns ``z^k`` (unclipped), its trace and convergence flags.
 
-    ``mu``: the Fourier-step weight, a float, a per-iteration sequence (e.g. ``[rho[:, i] ...]`` from
-    :meth:`podm_cli.methods.ircnn.IRCNN.schedule`, last value held) or ``mu(index)``; see :func:`ircnn_mu`.
-    With IRCNN's schedule, ``clip(x^iterations, 0, 1)`` is exactly what ``IRCNN.restore_circular`` returns.
+    Args:
+        levels: denoiser levels on [0, 1], one per iteration (the last one held beyond them).
+        rho: the Fourier-step weight: a float, a per-iteration sequence, an ``(N, iterations)`` tensor or
+            ``rho(index)`` (the last value held); see :func:`podm_cli.optim.schedules.ircnn_schedule`.
+        objective: ``Psi`` recorded per iteration (``None``: NaN, nothing extra computed).
+        tol: per-image relative-change stopping rule (``0`` never stops early).
+        max_iterations: default ``len(levels)``.
+        truth: sharp images for the PSNR column; callback: ``callback(k, z^k, record)``.
     """
-    sigmas = [float(s) for s in sigmas]
-    n_iter = len(sigmas) if max_iterations is None else int(max_iterations)
-    x = problem.y.clone()  # the reported iterate: z^k
-    n = x.shape[0]
-    active = torch.ones(n, dtype=torch.bool, device=x.device)
+    levels = [float(s) for s in levels]
+    n_iter = len(levels) if max_iterations is None else int(max_iterations)
+    z = data.initial()
+    n = z.shape[0]
+    active = torch.ones(n, dtype=torch.bool, device=z.device)
     iterations = torch.zeros(n, dtype=torch.int64)
     nan = torch.full((n,), math.nan, dtype=torch.float64)
+    psi = (lambda v: nan) if objective is None else objective.psi
     trace = Trace("ircnn")
-    trace.append(IterationRecord(0, problem.psi(x), nan, nan, psnr_or_nan(x, truth), active.clone()))
-    mask = lambda m: m.reshape(-1, *([1] * (x.ndim - 1)))
+    trace.append(IterationRecord(0, psi(z), nan, nan, psnr_or_nan(z, truth), active.clone()))
+    mask = lambda m: m.reshape(-1, *([1] * (z.ndim - 1)))
     for k in range(1, n_iter + 1):
-        sigma = sigmas[min(k - 1, len(sigmas) - 1)]
-        x_f = problem.solve_fidelity(x, _mu_at(mu, k - 1, x))
-        x_new = torch.where(mask(active), denoiser(x_f, sigma), x)
-        rel = item_norm(x_new - x) / item_norm(x).clamp(min=torch.finfo(x.dtype).tiny)
-        record = IterationRecord(
-            k, problem.psi(x_new), rel, nan, psnr_or_nan(x_new, truth), active.clone(), sigma
-        )
+        level = levels[min(k - 1, len(levels) - 1)]
+        x = data.prox(z, at_stage(rho, k - 1, z), x=data.estimate(z, k - 1))
+        z_new = denoiser(x, level)
+        if not bool(active.all()):
+            z_new = torch.where(mask(active), z_new, z)
+        rel = item_norm(z_new - z) / item_norm(z).clamp(min=torch.finfo(z.dtype).tiny)
+        record = IterationRecord(k, psi(z_new), rel, nan, psnr_or_nan(z_new, truth), active.clone(), level)
         trace.append(record)
         iterations += active.cpu().to(torch.int64)
         active = active & ~(rel < tol)
-        x = x_new
+        z = z_new
         if callback is not None:
-            callback(k, x, record)
+            callback(k, z, record)
         if not bool(active.any()):
             break
-    return SolverResult(x=x, trace=trace, iterations=iterations, converged=~active.cpu())
+    return SolverResult(x=z, trace=trace, iterations=iterations, converged=~active.cpu())

@@ -1,9 +1,9 @@
-"""PODM (Liu et al., NeurIPS 2018) for ``min_x Psi(x) = f(x) + g(x)``, exactly as DESIGN §2.
+"""PODM (Liu et al., NeurIPS 2018) for ``min_x Psi(x) = f(x) + g(x)``.
 
 One stage ``l`` from ``x^{l-1}`` (``gamma = 1 / L``):
 
 1. **A** ``x_A = A(x^{l-1}; sigma_l)`` - a denoiser at the stage's noise level;
-2. **F** ``x_F = argmin f(x) + mu_l/2 ||x - x_A||^2`` = ``(conj(K) Y + mu X_A) / (|K|^2 + mu)``;
+2. **F** ``x_F = argmin f(x) + mu_l/2 ||x - x_A||^2`` = ``data.prox(x_A, mu_l)`` (code: ``rho``);
 3. **G** ``x_G = prox_{g/L}(x_F - 1/L [grad f(x_F) + alpha (x_F - x^{l-1})])``;
 4. **check** ``e = grad f(x_G) - grad f(x_F) + (alpha - 1/gamma)(x_G - x_F)``; accept ``x^l = x_G`` if
    ``||e|| <= C ||x_G - x^{l-1}||`` (and, with ``descent_check``, ``Psi(x_G) <= Psi(x^{l-1})``), else fall
@@ -44,37 +44,15 @@ from torch import Tensor
 
 from podm_cli.errors import InputError
 from podm_cli.optim.objective import Deconvolution, item_norm
+from podm_cli.optim.schedules import at_stage
 from podm_cli.optim.trace import IterationRecord, SolverResult, Trace
 
-__all__ = ["Denoiser", "StageOutput", "podm_solve", "podm_stage", "psnr_or_nan", "sigma_schedule"]
+__all__ = ["POST_SCHEDULE", "Denoiser", "StageOutput", "podm_solve", "podm_stage", "psnr_or_nan"]
 
 #: ``denoiser(x, sigma) -> x_A``; ``sigma`` on the [0, 1] scale.
 Denoiser = Callable[[Tensor, float], Tensor]
 
 POST_SCHEDULE = ("prox_gradient", "last")
-
-
-def sigma_schedule(stages: int, sigma_max: float, sigma_min: float, spacing: str = "log") -> list[float]:
-    """``stages`` decreasing noise levels from ``sigma_max`` to ``sigma_min`` (same scale as given).
-
-    >>> [round(s, 2) for s in sigma_schedule(4, 48, 6)]
-    [48.0, 24.0, 12.0, 6.0]
-    >>> sigma_schedule(3, 30, 10, "linear")
-    [30.0, 20.0, 10.0]
-    """
-    stages = int(stages)
-    if stages < 1:
-        raise InputError(f"stages must be >= 1, got {stages}")
-    if not (sigma_max > 0 and sigma_min > 0):
-        raise InputError(f"noise levels must be > 0, got {sigma_max}, {sigma_min}")
-    if stages == 1:
-        return [float(sigma_max)]
-    if spacing == "log":
-        a, b = math.log(sigma_max), math.log(sigma_min)
-        return [math.exp(a + (b - a) * i / (stages - 1)) for i in range(stages)]
-    if spacing == "linear":
-        return [sigma_max + (sigma_min - sigma_max) * i / (stages - 1) for i in range(stages)]
-    raise InputError(f"sigma spacing must be 'log' or 'linear', got {spacing!r}")
 
 
 def psnr_or_nan(x: Tensor, truth: Tensor | None) -> Tensor:
@@ -99,31 +77,23 @@ class StageOutput:
 
 
 def podm_stage(
-    problem: Deconvolution, x_prev: Tensor, x_a: Tensor, mu, L: float = 1.0, alpha: float = 1e-3, C: float = 0.08
+    problem: Deconvolution, x_prev: Tensor, x_a: Tensor, rho, L: float = 1.0, alpha: float = 1e-3, C: float = 0.08,
+    stage: int = 0,
 ) -> StageOutput:
-    """Steps F, G and the error check of one PODM stage, given the network output ``x_a``."""
-    x_f = problem.solve_fidelity(x_a, mu)
-    grad_f_xf = problem.grad_f(x_f)
+    """Steps F, G and the error check of one PODM stage, given the network output ``x_a``.
+
+    F is the data term's proximal step at ``x_a`` with weight ``rho`` (the paper's ``mu``); for
+    ``boundary="adjust"`` data its observation is re-estimated from ``x_a`` (from 0-based ``stage``
+    ``data.adjust_after`` on).
+    """
+    x_f_hat = problem.data.prox_hat(x_a, rho, x=problem.data.estimate(x_a, stage))
+    x_f = torch.fft.irfft2(x_f_hat, s=problem.data.grid)
+    grad_f_xf = problem.data.grad_f(x_f, x_hat=x_f_hat)
     x_g = problem.prior.prox(x_f - (grad_f_xf + alpha * (x_f - x_prev)) / L, 1.0 / L)
     e = problem.grad_f(x_g) - grad_f_xf + (alpha - L) * (x_g - x_f)
     error = item_norm(e)
     bound = C * item_norm(x_g - x_prev)
     return StageOutput(x_f=x_f, x_g=x_g, e=e, error=error, bound=bound, accepted=error <= bound)
-
-
-def _mu_at(mu, index: int, like: Tensor):
-    """``mu`` at stage ``index``: a callable, a per-stage sequence (last value held) or a constant."""
-    if callable(mu):
-        m = mu(index)
-    elif isinstance(mu, (list, tuple)):
-        m = mu[min(index, len(mu) - 1)]
-    else:
-        m = mu
-    if isinstance(m, Tensor):
-        m = m.to(device=like.device, dtype=like.dtype)
-        if m.numel() > 1:
-            m = m.reshape(-1)
-    return m
 
 
 def _bcast(mask: Tensor, like: Tensor) -> Tensor:
@@ -136,7 +106,7 @@ def podm_solve(
     denoiser: Denoiser | None,
     sigmas: Sequence[float],
     *,
-    mu=1e-3,
+    rho=1e-3,
     L: float = 1.0,
     alpha: float = 1e-3,
     C: float = 0.08,
@@ -154,14 +124,14 @@ def podm_solve(
         problem: the objective ``Psi = f + g`` (:class:`~podm_cli.optim.objective.Deconvolution`).
         denoiser: ``denoiser(x, sigma) -> x_A`` (``None``: no network, every stage is a PG step).
         sigmas: the per-stage denoiser noise levels on [0, 1] (decreasing); ``len(sigmas)`` = stages.
-        mu: F's weight: a float, a per-stage sequence (last value repeated), or ``mu(stage_index)``
-            returning a float or an ``(N,)`` tensor.
+        rho: F's weight (the paper's ``mu``): a float, a per-stage sequence (last value repeated), an
+            ``(N, stages)`` tensor, or ``rho(stage_index)`` returning a float or an ``(N,)`` tensor.
         L, alpha, C: step ``1/L``, proximal weight, error-check tolerance (authors: 1, 1e-3, 0.08).
         tol: stop an image when its relative change drops below ``tol``.
         max_iterations: total iterations (default ``len(sigmas)``); may exceed the stage count.
         post_schedule: ``"prox_gradient"`` (default) or ``"last"`` (what runs after the schedule, see above).
         descent_check: also require ``Psi(x_G) <= Psi(x^{l-1})`` to accept.
-        x0: initial point (default ``y``); truth: sharp images for the PSNR column.
+        x0: initial point (default ``problem.data.initial()``); truth: sharp images for the PSNR column.
         callback: ``callback(l, x^l, record)`` after each iteration.
     """
     if post_schedule not in POST_SCHEDULE:
@@ -170,7 +140,7 @@ def podm_solve(
         raise InputError(f"need L > 0, C >= 0, alpha >= 0 (got L={L}, C={C}, alpha={alpha})")
     sigmas = [float(s) for s in sigmas]
     n_iter = len(sigmas) if max_iterations is None else int(max_iterations)
-    x = (problem.y if x0 is None else x0).clone()
+    x = (problem.data.initial() if x0 is None else x0).clone()
     n = x.shape[0]
     active = torch.ones(n, dtype=torch.bool, device=x.device)
     iterations = torch.zeros(n, dtype=torch.int64)
@@ -193,7 +163,7 @@ def podm_solve(
             sigma_rec = math.nan if sigma is None else sigma
         else:
             x_a = denoiser(x, sigma)
-            out = podm_stage(problem, x, x_a, _mu_at(mu, stage, x), L=L, alpha=alpha, C=C)
+            out = podm_stage(problem, x, x_a, at_stage(rho, stage, x), L=L, alpha=alpha, C=C, stage=stage)
             ok = out.accepted
             error, bound = out.error, out.bound
             if descent_check:

@@ -85,13 +85,14 @@ class DataTerm:
     """
 
     def __init__(self, y: Tensor, kernel: Tensor, mode: str, boundary: str, crop: tuple[slice, slice],
-                 initial: Tensor):
+                 initial: Tensor, adjust_after: int = 0):
         self.y = y
         self.kernel = kernel
         self.mode = mode
         self.boundary = boundary
         self.crop = crop
         self._initial = initial
+        self.adjust_after = int(adjust_after)
         self.grid = (int(initial.shape[-2]), int(initial.shape[-1]))
         self.otf = psf2otf(kernel, self.grid)
         self.otf_sq = self.otf.real**2 + self.otf.imag**2
@@ -104,11 +105,13 @@ class DataTerm:
     # ------------------------------------------------------------------ construction
     @classmethod
     def build(cls, y: Tensor, kernel, mode: str = "circular", boundary: str = "liu", taper_iterations: int = 3,
-              start: str = "edgetaper") -> DataTerm:
+              start: str = "edgetaper", adjust_after: int = 0) -> DataTerm:
         """The data term of ``y`` blurred by ``kernel`` (see the module docstring).
 
         ``boundary`` (``liu | edgetaper | replicate | adjust``), ``taper_iterations`` (edgetaper's) and
-        ``start`` (``adjust``'s first observation: ``edgetaper | liu | replicate``) matter for ``valid`` only.
+        ``start`` (``adjust``'s first observation: ``edgetaper | liu | replicate``) matter for ``valid`` only;
+        ``adjust_after``: solvers keep the first observation for their first ``adjust_after`` stages
+        (:meth:`estimate`).
         The kernel is used in ``y``'s dtype and on its device.
         """
         if mode not in DATA_MODES:
@@ -117,6 +120,8 @@ class DataTerm:
             raise InputError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
         if start not in START_RULES:
             raise InputError(f"boundary start rule must be one of {START_RULES}, got {start!r}")
+        if int(adjust_after) < 0:
+            raise InputError(f"adjust_after must be >= 0, got {adjust_after}")
         if not isinstance(y, Tensor) or y.ndim != 4:
             raise InputError(f"y must be a (N, C, H, W) tensor, got {tuple(getattr(y, 'shape', ()))}")
         if y.dtype not in (torch.float32, torch.float64):
@@ -127,17 +132,18 @@ class DataTerm:
         k = k.to(device=y.device, dtype=y.dtype)
         h, w = int(y.shape[-2]), int(y.shape[-1])
         if mode == "circular":
-            return cls(y, k, mode, boundary, (slice(0, h), slice(0, w)), y)
+            return cls(y, k, mode, boundary, (slice(0, h), slice(0, w)), y, adjust_after)
         rule = start if boundary == "adjust" else boundary
         initial, crop = extend_for_deconv(y, k, method=rule, taper_iterations=taper_iterations)
-        return cls(y, k, mode, boundary, crop, initial)
+        return cls(y, k, mode, boundary, crop, initial, adjust_after)
 
     def to(self, device=None, dtype=None) -> DataTerm:
         """The same data term in another dtype / on another device (observations cast, not recomputed)."""
         cast = lambda t: t.to(device=device or t.device, dtype=dtype or t.dtype)
         if (dtype is None or dtype == self.y.dtype) and (device is None or torch.device(device) == self.y.device):
             return self
-        return DataTerm(cast(self.y), cast(self.kernel), self.mode, self.boundary, self.crop, cast(self._initial))
+        return DataTerm(cast(self.y), cast(self.kernel), self.mode, self.boundary, self.crop, cast(self._initial),
+                        self.adjust_after)
 
     # ------------------------------------------------------------------ operators
     @property
@@ -153,6 +159,15 @@ class DataTerm:
     def blur_adjoint(self, r: Tensor) -> Tensor:
         """``K^T r``: circular correlation with the kernel on the grid."""
         return torch.fft.irfft2(torch.fft.rfft2(r) * self.otf.conj(), s=self.grid)
+
+    def estimate(self, x: Tensor, stage: int) -> Tensor | None:
+        """What a solver passes as ``x`` to :meth:`prox` at 0-based ``stage``: ``x``, or ``None`` (the first
+        observation) before ``adjust_after`` stages.
+
+        >>> DataTerm.build(torch.zeros(1, 1, 4, 4), torch.ones(1, 1), adjust_after=2).estimate(1.0, 1) is None
+        True
+        """
+        return x if stage >= self.adjust_after else None
 
     def initial(self) -> Tensor:
         """The first estimate / first observation on the grid: ``y`` (circular) or ``y`` extended."""

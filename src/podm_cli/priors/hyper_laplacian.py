@@ -22,8 +22,8 @@ import torch
 from torch import Tensor
 
 from podm_cli.errors import InputError
-from podm_cli.priors.base import Prior, per_image_step
 from podm_cli.physics.differences import diff_otf_sq, forward_diff, forward_diff_adjoint
+from podm_cli.priors.base import Prior, per_image_step
 from podm_cli.priors.lp import _check_p, gst
 
 __all__ = ["LpGradient"]

@@ -18,8 +18,8 @@ import torch
 from torch import Tensor
 
 from podm_cli.errors import InputError
-from podm_cli.priors.base import Prior, per_image_step
 from podm_cli.physics.differences import forward_diff_neumann, forward_diff_neumann_adjoint
+from podm_cli.priors.base import Prior, per_image_step
 
 __all__ = ["TV"]
 
