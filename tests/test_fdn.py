@@ -190,21 +190,26 @@ def test_stacked_files_hold_the_stages(fdn_dir):
         assert not np.array_equal(single["conv1/kernel"], tuned[t]["conv1/kernel"])
 
 
-def test_method_shapes_and_sigma(fdn_dir):
-    m = FDNMethod(finetuned=False, stages=1, data_root=fdn_dir.parents[2], mode="valid")
+def test_method_shapes_and_stages(fdn_dir):
+    m = FDNMethod(finetuned=False, stages=2, data_root=fdn_dir.parents[2]).with_boundary(boundary="liu")
+    assert m.boundary == "adjust"  # FDN keeps its own boundary handling
     y = torch.rand(2, 3, 30, 34)
     k = torch.ones(5, 7) / 35
-    assert m(y, k, 0.01).shape == y.shape
+    assert m(y, k, 0.01, mode="valid").shape == y.shape
     assert m(y, k, 0.01, mode="circular").shape == y.shape
     seen = []
-    m.stage_callback = lambda t, x: seen.append((t, tuple(x.shape)))
-    m(y[:1], k, 1.5 / 255)
-    assert seen == [(0, (1, 3, 30, 34))]
+    x = m(y[:1], k, 1.5 / 255, mode="valid", on_stage=lambda t, v: seen.append((t, v)))
+    assert [(t, tuple(v.shape)) for t, v in seen] == [(0, (1, 3, 30, 34)), (1, (1, 3, 30, 34))]
+    assert torch.equal(seen[-1][1], x)
+    # colour = each channel alone; sigma outside the trained range is clamped to it
+    grey = m(y[:1, 1:2], k, 1.5 / 255, mode="valid")
+    assert torch.allclose(x[:, 1:2], grey, atol=1e-5)
+    assert torch.equal(m(y[:1], k, 0.1 / 255, mode="valid"), m(y[:1], k, 1.0 / 255, mode="valid"))
 
 
 def test_untrained_cascade_shapes():
     net = FDN([FDNStage(), FDNStage()])
-    y = torch.rand(3, 1, 20, 21)
+    y = torch.rand(3, 2, 20, 21)
     k = torch.rand(3, 1, 4, 6)
     k = k / k.sum(dim=(-2, -1), keepdim=True)
     assert net(y, k, torch.full((3,), 0.01)).shape == y.shape

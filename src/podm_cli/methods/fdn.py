@@ -5,8 +5,8 @@ The cascade itself is :class:`podm_cli.models.fdn.FDN`; the weights (BSD-2) are 
 
 Boundaries: on ``valid`` data FDN does what it was trained with -- ``y`` padded with replicated edges to
 the data term's grid and edgetapered (3 times) at the first stage, the boundary adjusted with the current
-estimate at every later stage (``adjust=True``) -- whatever ``operator.boundary`` says; ``circular`` data are solved on their
-own grid.  Colour images are restored channel by channel.
+estimate at every later stage (``adjust=True``) -- whatever ``operator.boundary`` says; ``circular`` data are
+solved on their own grid.  Colour images are restored channel by channel (the CNN sees one channel at a time).
 
 The noise MLP was trained on a noise range (``config.json``: 1..3/255 or 0.1..12.75/255); a ``sigma``
 outside it is clamped to the range (the MLP is not meant to extrapolate).
@@ -21,8 +21,10 @@ import torch
 from torch import Tensor
 
 from podm_cli.errors import InputError
-from podm_cli.methods.base import Method, Requirements, channels_as_batch
+from podm_cli.methods.base import BoundaryHandling, Method, Requirements, StageHook
+from podm_cli.models.fdn import TAPERS
 from podm_cli.nets.fdn_weights import FDN_RELPATH, FDN_SETS, fdn_files, load_fdn
+from podm_cli.physics import DataTerm
 
 __all__ = ["FDNMethod"]
 
@@ -41,8 +43,8 @@ class FDNMethod(Method):
             ablation).
         data_root: data root for a named weight set (default: the locator's choice, or the root
             :meth:`missing` checked).
-        mode: ``circular`` or ``valid`` (see the module docstring); ``boundary`` and
-            ``edgetaper_iterations`` are accepted for the common interface and not used.
+
+    Only the blur ``mode`` of :meth:`with_boundary` applies; FDN's boundary handling is its own.
     """
 
     name = "fdn"
@@ -57,11 +59,8 @@ class FDNMethod(Method):
         data_root: str | os.PathLike | None = None,
         name: str | None = None,
         source: str | None = None,
-        mode: str = "circular",
-        boundary: str = "liu",
-        edgetaper_iterations: int = 3,
     ):
-        super().__init__(mode=mode, boundary=boundary, edgetaper_iterations=edgetaper_iterations)
+        super().__init__()
         self.weights = str(weights)
         self.finetuned = bool(finetuned)
         self.adjust = bool(adjust)
@@ -73,6 +72,7 @@ class FDNMethod(Method):
         if source:
             self.source = str(source)
         self.data_root = data_root
+        self.boundary_handling = self._own_boundary("circular")
         if self.weights in FDN_SETS:
             self.requirements = Requirements(
                 files=tuple(fdn_files(self.weights, self.finetuned, self.stages or 10)),
@@ -83,6 +83,16 @@ class FDNMethod(Method):
         self._net = None
         self._sigma_range: tuple[float, float] | None = None
         self._device: torch.device | None = None
+
+    def _own_boundary(self, mode: str) -> BoundaryHandling:
+        """What FDN was trained with: replicate + edgetaper (3x) at t = 0, then boundary adjustment."""
+        return BoundaryHandling(mode=mode, boundary="adjust" if self.adjust else "edgetaper",
+                                taper_iterations=TAPERS, start="edgetaper")
+
+    def with_boundary(self, **changes) -> "FDNMethod":
+        """Only ``mode`` is taken; the other operator settings do not apply to FDN (see the class doc)."""
+        self.boundary_handling = self._own_boundary(changes.get("mode", self.boundary_handling.mode))
+        return self
 
     def _folder(self) -> Path:
         if self.weights not in FDN_SETS:
@@ -117,25 +127,7 @@ class FDNMethod(Method):
             self._net.to(self._device)
         return self
 
-    @torch.no_grad()
-    def __call__(self, y: Tensor, kernel: Tensor, sigma: float | Tensor, mode: str | None = None) -> Tensor:
-        mode = mode or self.mode
-        if mode not in ("circular", "valid"):
-            raise ValueError(f"unknown blur mode {mode!r} (circular | valid)")
+    def restore(self, data: DataTerm, sigma: Tensor, on_stage: StageHook | None = None) -> Tensor:
         net = self.net
         lo, hi = self._sigma_range
-        sigma_t = torch.as_tensor(sigma, dtype=y.dtype, device=y.device).reshape(-1)
-        sigma_t = sigma_t.expand(y.shape[0]) if sigma_t.numel() == 1 else sigma_t
-        sigma_t = sigma_t.clamp(lo / 255.0, hi / 255.0)
-        yy, k, s = channels_as_batch(y, kernel.to(device=y.device), sigma_t, "fdn")
-        yy, k, s = yy.float(), k.float(), s.float()  # the released weights are float32
-        self._stage_crop = None
-
-        def on_stage(t: int, x: Tensor) -> None:
-            self._emit_stage(t, x.reshape(y.shape).to(y.dtype))
-
-        x = net(yy, k, s, mode=mode, adjust=self.adjust, on_stage=None if self.stage_callback is None else on_stage)
-        return x.reshape(y.shape).to(y.dtype)
-
-    def restore_circular(self, y: Tensor, kernel: Tensor, sigma: Tensor) -> Tensor:
-        return self(y, kernel, sigma, mode="circular")
+        return net.run(data, sigma.clamp(lo / 255.0, hi / 255.0), on_stage)

@@ -86,13 +86,15 @@ class FDNStage(nn.Module):
         self.register_buffer("atoms", dct_atoms(FILTER_SIZE, torch.float32), persistent=False)
 
     def regularizer(self, x: Tensor) -> Tensor:
-        """``c_t(x)``: the CNN on ``x`` (``(N, 1, H, W)``) replicate-padded by 20 px, cropped back."""
-        v = F.pad(x, (CNN_PAD,) * 4, mode="replicate")
+        """``c_t(x)``: the CNN on each channel of ``x`` (``(N, C, H, W)``) replicate-padded by 20 px, cropped
+        back; computed in the parameters' dtype, returned in ``x``'s."""
+        v = x.reshape(-1, 1, *x.shape[-2:]).to(self.filter_weights.dtype)
+        v = F.pad(v, (CNN_PAD,) * 4, mode="replicate")
         for i, conv in enumerate(self.convs):
             v = conv(v)
             if i < len(self.convs) - 1:
                 v = F.elu(v)
-        return v[..., CNN_PAD:-CNN_PAD, CNN_PAD:-CNN_PAD]
+        return v[..., CNN_PAD:-CNN_PAD, CNN_PAD:-CNN_PAD].reshape(x.shape).to(x.dtype)
 
     def weight(self, sigma: Tensor) -> Tensor:
         """``lam_t`` ``(N,)`` for noise levels ``sigma`` ``(N,)`` on [0, 1] (the MLP reads ``1 / (255 sigma)^2``)."""
@@ -112,7 +114,7 @@ class FDNStage(nn.Module):
         return (otf.real**2 + otf.imag**2).sum(0)
 
     def forward(self, x: Tensor, data: DataTerm, sigma: Tensor, adjust: bool = True) -> Tensor:
-        """``x_{t+1}`` from ``x_t`` (``(N, 1, H, W)`` on ``data.grid``): the closed-form Fourier step
+        """``x_{t+1}`` from ``x_t`` (``(N, C, H, W)`` on ``data.grid``): the closed-form Fourier step
         ``data.solve_quadratic`` with ``extra = F(c_t(x)) / lam_t``, ``weight = 1 / lam_t`` and the filters'
         spectrum; ``adjust``: the observation is boundary-adjusted with ``x`` (``data.observation(x)``)."""
         lam = self.weight(sigma).to(x.dtype)
@@ -123,12 +125,13 @@ class FDNStage(nn.Module):
 
 
 class FDN(nn.Module):
-    """The cascade: ``FDN(stages)(y, kernel, sigma)`` restores grey ``y`` (``(N, 1, h, w)``, [0, 1]).
+    """The cascade: ``FDN(stages)(y, kernel, sigma)`` restores ``y`` (``(N, C, h, w)``, [0, 1], each channel
+    alone).
 
     ``mode="valid"`` (default): ``y`` is a ``valid`` blur (real photographs) and is padded, edgetapered and
-    boundary-adjusted as in the module docstring; ``mode="circular"``: ``y`` is a circular blur, the grid is
-    ``y``'s own and ``phi_t = y`` throughout.  ``on_stage(t, x)`` (optional) receives every stage's estimate,
-    cropped like the result.
+    boundary-adjusted as in the module docstring (``adjust=False``: edgetapered only); ``mode="circular"``:
+    ``y`` is a circular blur, the grid is ``y``'s own and ``phi_t = y`` throughout.  ``on_stage(t, x)``
+    (optional) receives every stage's estimate, cropped like the result.
     """
 
     def __init__(self, stages: Sequence[FDNStage]):
@@ -139,18 +142,18 @@ class FDN(nn.Module):
 
     def forward(self, y: Tensor, kernel: Tensor, sigma: Tensor, mode: str = "valid", adjust: bool = True,
                 on_stage: Callable[[int, Tensor], None] | None = None) -> Tensor:
-        if y.ndim != 4 or y.shape[1] != 1:
-            raise InputError(f"fdn: y must be (N, 1, H, W), got {tuple(y.shape)}")
         sigma = torch.as_tensor(sigma, dtype=y.dtype, device=y.device).reshape(-1).expand(y.shape[0])
         data = DataTerm.build(y, kernel, mode=mode, boundary="adjust" if adjust else "edgetaper",
                               taper_iterations=TAPERS, start="edgetaper")
-        return self.run(data, sigma, on_stage)
+        hook = None if on_stage is None else (lambda t, x: on_stage(t, data.output(x)))
+        return data.output(self.run(data, sigma, hook))
 
     def run(self, data: DataTerm, sigma: Tensor, on_stage: Callable[[int, Tensor], None] | None = None) -> Tensor:
-        """The cascade on a built data term (grey, ``(N, 1, ...)``); returns ``data.output(x_T)``."""
+        """The cascade on a built data term; returns ``x_T`` on ``data.grid`` (``on_stage``: grid estimates).
+        Every stage after the first adjusts the boundary when the data term does (``boundary="adjust"``)."""
         x = data.initial()
         for t, stage in enumerate(self.stages):
             x = stage(x, data, sigma, adjust=t > 0)
             if on_stage is not None:
-                on_stage(t, data.output(x))
-        return data.output(x)
+                on_stage(t, x)
+        return x
