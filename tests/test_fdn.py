@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import eval_rows
 from podm_cli.errors import DataNotFoundError, InputError
 from podm_cli.methods.fdn import FDNMethod
 from podm_cli.models.fdn import FDN, FDNStage
@@ -240,3 +241,12 @@ def test_missing_and_corrupt_weights(tmp_path):
         FDNMethod(stages=11)
     msg = FDNMethod().missing(tmp_path)
     assert "podm data fetch weights" in msg and "\n" not in msg
+
+
+@pytest.mark.slow
+def test_podm_eval_runs_fdn_on_levin_real(tmp_path, data_dir, fdn_dir):
+    """`podm eval methods=[fdn]` labels the row and scores the first captured blur as measured in docs/fdn.md
+    (35.09 dB with the fine-tuned cascade, Levin's scoring)."""
+    row = eval_rows(tmp_path, data_dir, "methods=[fdn]", "datasets=[levin_real]", "limit=1", "device=cpu")["fdn"]
+    assert row["source"] == "official weights (FDN, Kruse et al. 2017)"
+    assert row["psnr"] == pytest.approx(35.09, abs=0.05)
