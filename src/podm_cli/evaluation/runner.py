@@ -77,10 +77,12 @@ def resolve_datasets(names: list[str], root: Path | None, limit) -> tuple[list, 
 
 #: Measured seconds per megapixel of blurred image, per method, on 2 shared CPU cores with one thread each
 #: (``podm eval methods=[...] datasets=[levin_real,levin_valid_whole,sun_substitute] limit=2
-#: batch_size=1``, 2026-12; the machine was loaded by other jobs, so these are pessimistic). Used only to
+#: batch_size=1``, 2026-12; the machine was loaded by other jobs, so these are pessimistic; fdn: 2.5 s of CPU time per 255 x 255
+#: levin_real image). Used only to
 #: estimate a run's time before it starts.
 SECONDS_PER_MEGAPIXEL_CPU = {
-    "tv": 8.0, "hl": 9.0, "csf": 15.0, "csf_official": 21.0, "rtf": 70.0, "rpodm": 240.0, "csf_5x5": 340.0,
+    "tv": 8.0, "hl": 9.0, "csf": 15.0, "csf_official": 21.0, "fdn": 40.0, "rtf": 70.0, "rpodm": 240.0,
+    "csf_5x5": 340.0,
     "ircnn": 870.0, "epll": 900.0, "podm": 1050.0,
 }
 

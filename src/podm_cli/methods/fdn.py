@@ -1,0 +1,133 @@
+"""FDN (Fourier Deconvolution Network; Kruse, Rother & Schmidt, ICCV 2017) with the authors' released weights.
+
+The cascade itself is :class:`podm_cli.models.fdn.FDN`; the weights (BSD-2) are read from
+``<data root>/weights/fdn/<set>/`` by :mod:`podm_cli.nets.fdn_weights` (``podm data fetch weights``).
+
+Boundaries: on ``valid`` data FDN does what it was trained with -- ``y`` padded with replicated edges to
+the data term's grid and edgetapered (3 times) at the first stage, the boundary adjusted with the current
+estimate at every later stage (``adjust=True``) -- whatever ``operator.boundary`` says; ``circular`` data are
+solved on their own grid.  Colour images are restored channel by channel (the CNN sees one channel at a time).
+
+The noise MLP was trained on a noise range (``config.json``: 1..3/255 or 0.1..12.75/255); a ``sigma``
+outside it is clamped to the range (the MLP is not meant to extrapolate).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from podm_cli.errors import InputError
+from podm_cli.methods.base import BoundaryHandling, Method, Requirements, StageHook
+from podm_cli.models.fdn import TAPERS
+from podm_cli.nets.fdn_weights import FDN_RELPATH, FDN_SETS, fdn_files, load_fdn
+from podm_cli.physics import DataTerm
+
+__all__ = ["FDNMethod"]
+
+
+class FDNMethod(Method):
+    """FDN, non-blind deconvolution with the authors' weights.
+
+    Args:
+        weights: ``sigma_1.0-3.0`` (default; trained for sigma in [1, 3]/255) or ``sigma_0.1-12.75``, or a
+            folder holding a weight set (``config.json`` and the ``.hdf5`` files).
+        finetuned: the jointly fine-tuned 10-stage cascade (default) or the greedily trained stages.
+        stages: number of stages (1..10; ``None`` = all). The fine-tuned weights were trained as a 10-stage
+            cascade: fewer stages with ``finetuned=True`` truncate it (docs/fdn.md measures it).
+        adjust: on ``valid`` data, adjust the boundary with the current estimate at every stage after the
+            first (default, as trained); ``False`` = the edgetapered observation throughout (the paper's
+            ablation).
+        data_root: data root for a named weight set (default: the locator's choice, or the root
+            :meth:`missing` checked).
+
+    Only the blur ``mode`` of :meth:`with_boundary` applies; FDN's boundary handling is its own.
+    """
+
+    name = "fdn"
+    source = "official weights (FDN, Kruse et al. 2017)"
+
+    def __init__(
+        self,
+        weights: str = "sigma_1.0-3.0",
+        finetuned: bool = True,
+        stages: int | None = None,
+        adjust: bool = True,
+        data_root: str | os.PathLike | None = None,
+        name: str | None = None,
+        source: str | None = None,
+    ):
+        super().__init__()
+        self.weights = str(weights)
+        self.finetuned = bool(finetuned)
+        self.adjust = bool(adjust)
+        self.stages = None if stages in (None, "null") else int(stages)
+        if self.stages is not None and not 1 <= self.stages <= 10:
+            raise InputError(f"fdn: stages must be 1..10 or null, got {stages}")
+        if name:
+            self.name = str(name)
+        if source:
+            self.source = str(source)
+        self.data_root = data_root
+        self.boundary_handling = self._own_boundary("circular")
+        if self.weights in FDN_SETS:
+            self.requirements = Requirements(
+                files=tuple(fdn_files(self.weights, self.finetuned, self.stages or 10)),
+                fetch="weights",
+                notes=("FDN weights of Kruse et al. 2017 (BSD-2)",),
+            )
+        self._checked_root: Path | None = None
+        self._net = None
+        self._sigma_range: tuple[float, float] | None = None
+        self._device: torch.device | None = None
+
+    def _own_boundary(self, mode: str) -> BoundaryHandling:
+        """What FDN was trained with: replicate + edgetaper (3x) at t = 0, then boundary adjustment."""
+        return BoundaryHandling(mode=mode, boundary="adjust" if self.adjust else "edgetaper",
+                                taper_iterations=TAPERS, start="edgetaper")
+
+    def with_boundary(self, **changes) -> "FDNMethod":
+        """Only ``mode`` is taken; the other operator settings do not apply to FDN (see the class doc)."""
+        self.boundary_handling = self._own_boundary(changes.get("mode", self.boundary_handling.mode))
+        return self
+
+    def _folder(self) -> Path:
+        if self.weights not in FDN_SETS:
+            return Path(self.weights).expanduser()
+        root = next((r for r in (self.data_root, self._checked_root) if r is not None), None)
+        if root is None:
+            from podm_cli.data.locator import data_root
+
+            root = data_root(None)
+        return Path(root) / FDN_RELPATH / self.weights
+
+    def missing(self, data_root: Path) -> str | None:
+        if self.data_root is None:
+            self._checked_root = Path(data_root)
+        if self.weights in FDN_SETS:
+            return super().missing(data_root)
+        folder = self._folder()
+        return None if (folder / "config.json").is_file() else f"{self.name} needs an FDN weight set in {folder}"
+
+    @property
+    def net(self):
+        """The imported cascade (loaded on first use)."""
+        if self._net is None:
+            net, cfg = load_fdn(self._folder(), finetuned=self.finetuned, stages=self.stages)
+            self._net = net.to(self._device) if self._device is not None else net
+            self._sigma_range = cfg["sigma_range"]
+        return self._net
+
+    def to(self, device: torch.device | str) -> "FDNMethod":
+        self._device = torch.device(device)
+        if self._net is not None:
+            self._net.to(self._device)
+        return self
+
+    def restore(self, data: DataTerm, sigma: Tensor, on_stage: StageHook | None = None) -> Tensor:
+        net = self.net
+        lo, hi = self._sigma_range
+        return net.run(data, sigma.clamp(lo / 255.0, hi / 255.0), on_stage)
