@@ -175,5 +175,5 @@ def test_default_run_prints_its_plan_first(tmp_path, data_dir):
     finally:
         proc.kill()
         proc.wait()
-    assert first.startswith("plan: 5 methods") and "levin_real 32," in first and "min on 2 CPU cores" in first
+    assert first.startswith("plan: 6 methods") and "levin_real 32," in first and "min on 2 CPU cores" in first
     assert "podm eval suite=full (estimated" in second, second

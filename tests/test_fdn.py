@@ -14,7 +14,7 @@ from conftest import eval_rows
 from podm_cli.errors import DataNotFoundError, InputError
 from podm_cli.methods.fdn import FDNMethod
 from podm_cli.models.fdn import FDN, FDNStage
-from podm_cli.nets.fdn_weights import load_fdn, read_fdn_stages
+from podm_cli.models.fdn_weights import load_fdn, read_fdn_stages
 
 SET = "weights/fdn/sigma_1.0-3.0"
 

@@ -85,10 +85,18 @@ def test_scores_rows_and_skips(tmp_path, dataset):
 
 
 def test_resume_keeps_finished_rows(tmp_path, dataset):
-    first = EvalRunner({"identity": IdentityMethod()}, [dataset], tmp_path, progress=False).run()
-    again = EvalRunner({"identity": Exploding()}, [dataset], tmp_path, resume=True, progress=False).run()
+    """Rows whose hash (method config, protocol, code version) matches are kept, not recomputed; a changed
+    hash recomputes them."""
+    same = {"identity": "fingerprint-1"}
+    first = EvalRunner({"identity": IdentityMethod()}, [dataset], tmp_path, progress=False,
+                       fingerprints=same).run()
+    again = EvalRunner({"identity": Exploding()}, [dataset], tmp_path, resume=True, progress=False,
+                       fingerprints=same).run()
     assert again.rows[0]["psnr"] == first.rows[0]["psnr"] and again.rows[0]["n_images"] == 3
     assert len(_csv_rows(tmp_path / "per_image.csv")) == 3
+    with pytest.raises(AssertionError, match="recomputed"):  # another config: the rows are recomputed
+        EvalRunner({"identity": Exploding()}, [dataset], tmp_path, resume=True, progress=False,
+                   fingerprints={"identity": "fingerprint-2"}).run()
 
 
 def test_batches_stack_only_equal_shapes(tmp_path, dataset):

@@ -192,6 +192,18 @@ def _reporting_user_errors(command: str, task, state: _RunState):
     return wrapped
 
 
+def _close_run_log_files() -> None:
+    """Detach the run's log files that Hydra's job logging attached, so a later run in the same process (the
+    tests, a notebook) never writes into, or re-opens, a run directory that is finished or deleted."""
+    import logging
+
+    for logger in (logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))):
+        for handler in list(getattr(logger, "handlers", ())):
+            if isinstance(handler, logging.FileHandler):
+                logger.removeHandler(handler)
+                handler.close()
+
+
 def run_app(command: str, overrides: list[str]) -> int:
     """Run the Hydra app for ``command`` with ``overrides`` exactly as typed on the command line."""
     import hydra
@@ -225,6 +237,7 @@ def run_app(command: str, overrides: list[str]) -> int:
         ) from None
     finally:
         sys.argv = saved_argv
+        _close_run_log_files()
         if user_full_error is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:

@@ -1,7 +1,7 @@
 """FDN (Fourier Deconvolution Network; Kruse, Rother & Schmidt, ICCV 2017) with the authors' released weights.
 
 The cascade itself is :class:`podm_cli.models.fdn.FDN`; the weights (BSD-2) are read from
-``<data root>/weights/fdn/<set>/`` by :mod:`podm_cli.nets.fdn_weights` (``podm data fetch weights``).
+``<data root>/weights/fdn/<set>/`` by :mod:`podm_cli.models.fdn_weights` (``podm data fetch weights``).
 
 Boundaries: on ``valid`` data FDN does what it was trained with -- ``y`` padded with replicated edges to
 the data term's grid and edgetapered (3 times) at the first stage, the boundary adjusted with the current
@@ -23,7 +23,8 @@ from torch import Tensor
 from podm_cli.errors import InputError
 from podm_cli.methods.base import BoundaryHandling, Method, Requirements, StageHook
 from podm_cli.models.fdn import TAPERS
-from podm_cli.nets.fdn_weights import FDN_RELPATH, FDN_SETS, fdn_files, load_fdn
+from podm_cli.models.fdn_weights import FDN_RELPATH, FDN_SETS, fdn_files, load_fdn
+from podm_cli.paths import data_root as locate_data_root
 from podm_cli.physics import DataTerm
 
 __all__ = ["FDNMethod"]
@@ -41,8 +42,8 @@ class FDNMethod(Method):
         adjust: on ``valid`` data, adjust the boundary with the current estimate at every stage after the
             first (default, as trained); ``False`` = the edgetapered observation throughout (the paper's
             ablation).
-        data_root: data root for a named weight set (default: the locator's choice, or the root
-            :meth:`missing` checked).
+        data_root: data root for a named weight set (default: the locator's choice; ``build_method`` passes
+            the app's ``data.root``).
 
     Only the blur ``mode`` of :meth:`with_boundary` applies; FDN's boundary handling is its own.
     """
@@ -79,7 +80,6 @@ class FDNMethod(Method):
                 fetch="weights",
                 notes=("FDN weights of Kruse et al. 2017 (BSD-2)",),
             )
-        self._checked_root: Path | None = None
         self._net = None
         self._sigma_range: tuple[float, float] | None = None
         self._device: torch.device | None = None
@@ -95,20 +95,16 @@ class FDNMethod(Method):
         return self
 
     def _folder(self) -> Path:
+        """The weight set's folder: a named set under the constructor's data root (else the locator's)."""
         if self.weights not in FDN_SETS:
             return Path(self.weights).expanduser()
-        root = next((r for r in (self.data_root, self._checked_root) if r is not None), None)
-        if root is None:
-            from podm_cli.data.locator import data_root
-
-            root = data_root(None)
-        return Path(root) / FDN_RELPATH / self.weights
+        return locate_data_root(self.data_root) / FDN_RELPATH / self.weights
 
     def missing(self, data_root: Path) -> str | None:
-        if self.data_root is None:
-            self._checked_root = Path(data_root)
+        """As :meth:`Method.missing`, under the constructor's data root when one was given (no side effects)."""
+        root = Path(self.data_root if self.data_root is not None else data_root)
         if self.weights in FDN_SETS:
-            return super().missing(data_root)
+            return super().missing(root)
         folder = self._folder()
         return None if (folder / "config.json").is_file() else f"{self.name} needs an FDN weight set in {folder}"
 
