@@ -188,7 +188,7 @@ podm deblur ../shared/data/real/ircnn_deblur_set3/{{{','.join(IRCNN_SUBSET)}}} o
   (luminance only) is 3x faster; a GPU (`device=cuda`) far more.
 * **Boundaries.** Every photo is a `valid` observation extended by Liu & Jia's wrap-around before the FFT
   solves (the figure's scene too: look at its borders for ringing).
-* **Noise level** `sigma=auto`: the wavelet (MAD) estimate on each photo, raised to `sigma_min` (0.02, i.e.
+* **Noise level** `sigma=auto`: the wavelet (MAD) estimate on each photo, raised to `noise_floor` (0.02, i.e.
   5.1/255, configs/deblur.yaml): the estimate sees only sensor noise, while an estimated kernel, JPEG and
   clipping make the model `y = k * x + n` err by more; IRCNN with the bare estimate (0.74/255 on
   real_img2.png) leaves stripes at the kernel's weak frequencies. hl ignores sigma (fixed weights).

@@ -240,15 +240,15 @@ def test_cli_folder_glob_out_dir_and_bit_depths(tmp_path, monkeypatch, capsys):
     assert all("sigma 1.02/255" in line and " s  " in line for line in lines)
 
 
-def test_auto_sigma_is_estimated_once_and_floored_by_sigma_min():
+def test_auto_sigma_is_estimated_once_and_floored_by_noise_floor():
     g = torch.Generator().manual_seed(0)
     image = (0.5 + 0.02 * torch.randn(1, 96, 96, generator=g)).clamp(0, 1)
     info = {}
     _, sigma = restore_image(image, torch.ones(3, 3) / 9, IdentityMethod(), "auto", info=info)
     assert abs(sigma - 0.02) < 0.004 and info["sigma_estimate"] == sigma
-    _, floored = restore_image(image, torch.ones(3, 3) / 9, IdentityMethod(), "auto", sigma_min=0.05, info=info)
+    _, floored = restore_image(image, torch.ones(3, 3) / 9, IdentityMethod(), "auto", noise_floor=0.05, info=info)
     assert floored == 0.05 and info["sigma_estimate"] < 0.05
-    _, given = restore_image(image, torch.ones(3, 3) / 9, IdentityMethod(), 0.001, sigma_min=0.05)
+    _, given = restore_image(image, torch.ones(3, 3) / 9, IdentityMethod(), 0.001, noise_floor=0.05)
     assert given == 0.001  # a number given is used as it is
 
 

@@ -81,7 +81,7 @@ class DeblurOptions:
     """How ``podm deblur`` restores each image (the config keys of ``configs/deblur.yaml``)."""
 
     sigma: float | str = "auto"
-    sigma_min: float = 0.0  # floor of an automatic sigma (model error of estimated kernels, see configs)
+    noise_floor: float = 0.0  # floor of an automatic sigma (model error of estimated kernels, see configs)
     color: str = "rgb"
     device: str = "cpu"
     tile: int | str | None = "auto"
@@ -115,7 +115,7 @@ class DeblurResult:
         note = ""
         if self.sigma_auto:
             floored = self.sigma_estimate is not None and self.sigma_estimate < self.sigma
-            note = f" (auto: estimate {self.sigma_estimate * 255:.2f}, raised to sigma_min)" if floored else " (auto)"
+            note = f" (auto: estimate {self.sigma_estimate * 255:.2f}, raised to noise_floor)" if floored else " (auto)"
         parts.append(f"sigma {self.sigma * 255:.2f}/255{note}")
         if self.tiles > 1:
             parts.append(f"{self.tiles} tiles")
@@ -410,12 +410,12 @@ def restore_image(
     color: str = "rgb", device: str = "cpu", *, tile: int | str | None = "auto", overlap: int | str = "auto",
     memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB, plan: TilePlan | None = None,
     stages: StageBlender | None = None, on_tile: Callable[[int, int], None] | None = None,
-    sigma_min: float = 0.0, info: dict | None = None,
+    noise_floor: float = 0.0, info: dict | None = None,
 ) -> tuple[torch.Tensor, float]:
     """Restore a (C, H, W) image in [0, 1]; returns (restored (C, H, W), sigma used).
 
     ``sigma="auto"`` estimates the noise level once on the whole image (so every tile uses the same one),
-    raised to ``sigma_min`` if lower (``info["sigma_estimate"]`` keeps the estimate).
+    raised to ``noise_floor`` if lower (``info["sigma_estimate"]`` keeps the estimate).
     ``plan`` (else ``tile``/``overlap``/``memory_budget_mb``) decides the tiling (:mod:`podm_cli.tiling`);
     ``stages`` collects each stage's estimate of methods that have stages (their ``on_stage`` reports);
     ``on_tile(done, total)`` reports progress.
@@ -431,7 +431,7 @@ def restore_image(
         estimate = float(estimate_noise_sigma(work.unsqueeze(1)).mean())
         if info is not None:
             info["sigma_estimate"] = estimate
-        sigma_value = max(estimate, float(sigma_min))
+        sigma_value = max(estimate, float(noise_floor))
     else:
         sigma_value = float(sigma)
     sigma_value = max(sigma_value, 1e-4)
@@ -496,7 +496,7 @@ def run_job(job: DeblurJob, method: Method, options: DeblurOptions | None = None
         info: dict = {}
         restored, sigma_used = restore_image(image, kernel, method, options.sigma, options.color, options.device,
                                              plan=plan, stages=stages, on_tile=on_tile,
-                                             sigma_min=options.sigma_min, info=info)
+                                             noise_floor=options.noise_floor, info=info)
         seconds = time.perf_counter() - start
         depth = 8 if job.output.suffix.lower() in (".jpg", ".jpeg", ".bmp") else bit_depth
         written: list[Path] = []

@@ -29,7 +29,7 @@ def main(cfg: DictConfig) -> None:
 
     options = DeblurOptions(
         sigma=parse_sigma(cfg.sigma),
-        sigma_min=_sigma_min(cfg.sigma_min),
+        noise_floor=_noise_floor(cfg.noise_floor),
         color=str(cfg.color),
         device=resolve_device(cfg.device),
         tile=parse_tile(cfg.tile),
@@ -88,13 +88,13 @@ def main(cfg: DictConfig) -> None:
             print(result.summary(method.name), file=sys.stdout, flush=True)
 
 
-def _sigma_min(value) -> float:
+def _noise_floor(value) -> float:
     from podm_cli.errors import InputError
     from podm_cli.restore import parse_sigma
 
     sigma = parse_sigma(value)
     if sigma == "auto":
-        raise InputError("sigma_min must be a number in [0, 1] (the floor of sigma=auto)")
+        raise InputError("noise_floor must be a number in [0, 1] (the floor of sigma=auto)")
     return float(sigma)
 
 
