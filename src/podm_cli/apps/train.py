@@ -72,6 +72,11 @@ def check_checkpoint(path) -> None:
     p = Path(path)
     if not p.is_file():
         raise PodmError(f"ckpt_path {p} does not exist" if not p.exists() else f"ckpt_path {p} is not a file")
+    with open(p, "rb") as fh:
+        magic = fh.read(4)
+    if not (magic.startswith(b"PK\x03\x04") or magic[:1] == b"\x80"):  # torch's zip format, or a legacy pickle
+        raise PodmError(f"ckpt_path {p} cannot be used: not a torch checkpoint file (neither a torch zip archive "
+                        f"nor a pickle stream)")
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols before refusing the file
             warnings.simplefilter("ignore")
