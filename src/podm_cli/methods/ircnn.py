@@ -31,11 +31,13 @@ Example (a stand-in bank of untrained nets)::
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
 from torch import Tensor
 
+from podm_cli.errors import InputError
 from podm_cli.methods.base import Method, Requirements
 from podm_cli.methods.official_bank import OfficialBank
 from podm_cli.nets.bank import DenoiserBank
@@ -43,7 +45,11 @@ from podm_cli.nets.weights import IRCNN_COUNT, KERAS_RELPATH, keras_file
 from podm_cli.optim.hqs import hqs_solve
 from podm_cli.optim.schedules import IRCNN_LAST_LEVEL, ircnn_schedule
 
-__all__ = ["IRCNN", "OfficialBank", "bank_denoiser"]
+__all__ = ["IRCNN", "IRCNN_SIGMA_SCALE", "OfficialBank", "bank_denoiser"]
+
+#: Factor on the given noise level in ``rho``, chosen on captured-blur-like data disjoint from every test
+#: set (docs/noise_level.md).
+IRCNN_SIGMA_SCALE = 1.0
 
 
 def bank_denoiser(bank: DenoiserBank):
@@ -64,6 +70,7 @@ class IRCNN(OfficialBank, Method):
         denoiser_first: first denoiser level on [0, 1] (49/255).
         denoiser_last: last denoiser level on [0, 1] (13/255); levels are log-spaced in between.
         rho_divisor: ``rho_i = (sigma^2 / rho_divisor) / s_i^2`` (the demo's 3, "from {1 2 3 4}").
+        sigma_scale: the noise level in ``rho`` is ``sigma_scale`` times the given ``sigma`` (see below).
         weights: ``None`` = the official Keras bank under the data root; or a folder of ``net{i}.hdf5``
             or an ``ircnn_gray.pth``-layout file.
         data_root: data root for the default weights (default: the locator's choice).
@@ -86,6 +93,7 @@ class IRCNN(OfficialBank, Method):
         denoiser_first: float = 49.0 / 255.0,
         denoiser_last: float = IRCNN_LAST_LEVEL,
         rho_divisor: float = 3.0,
+        sigma_scale: float = IRCNN_SIGMA_SCALE,
         weights: str | os.PathLike | None = None,
         data_root: str | os.PathLike | None = None,
         bank: DenoiserBank | None = None,
@@ -96,11 +104,16 @@ class IRCNN(OfficialBank, Method):
         self.denoiser_first = float(denoiser_first)
         self.denoiser_last = float(denoiser_last)
         self.rho_divisor = float(rho_divisor)
+        if not (math.isfinite(sigma_scale) and sigma_scale > 0):
+            raise InputError(f"sigma_scale must be a finite number > 0, got {sigma_scale}")
+        self.sigma_scale = float(sigma_scale)
         self._init_bank(weights, data_root, bank)
 
     def schedule(self, sigma: Tensor) -> tuple[Tensor, Tensor]:
-        """``(denoiser levels (stages,), rho (N, stages))`` for noise levels ``sigma`` (N,)."""
-        return ircnn_schedule(sigma, self.stages, self.denoiser_first, self.denoiser_last, self.rho_divisor)
+        """``(denoiser levels (stages,), rho (N, stages))`` for given noise levels ``sigma`` (N,); ``rho``
+        uses ``sigma_scale * sigma``."""
+        return ircnn_schedule(sigma * self.sigma_scale, self.stages, self.denoiser_first, self.denoiser_last,
+                              self.rho_divisor)
 
     def restore(self, data, sigma: Tensor, on_stage=None) -> Tensor:
         levels, rho = self.schedule(sigma.detach().to("cpu"))
