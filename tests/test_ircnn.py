@@ -1,7 +1,8 @@
 """The IRCNN baseline (HQS + the official denoiser bank): schedule, data step, interface, a measured PSNR.
 
 Measured (CPU, torch 2.13, float32 input): Set12 ``01.png`` centre crop 96x96, first Schelten et al.
-kernel <= 31 px (normalised), circular blur, noise 1% (seed 0), 10 stages, last denoiser level 13/255:
+kernel <= 31 px (normalised), circular blur, noise 1% (seed 0), 10 stages, last denoiser level 13/255,
+sigma_scale 1 (the demo's rule):
 blurred 15.40 dB -> IRCNN 28.29 dB (+12.89 dB).
 """
 
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from podm_cli.errors import InputError
-from podm_cli.methods.ircnn import IRCNN
+from podm_cli.methods.ircnn import IRCNN, IRCNN_SIGMA_SCALE
 from podm_cli.nets import DenoiserBank
 from podm_cli.optim.hqs import hqs_solve
 from podm_cli.optim.schedules import IRCNN_LAST_LEVEL, MIN_NOISE_SIGMA, ircnn_schedule
@@ -128,6 +129,30 @@ def test_config_instantiates():
     assert m.stages == 30 and m.denoiser_first == 49 / 255 and m.denoiser_last == IRCNN_LAST_LEVEL == 13 / 255
     assert m.rho_divisor == 3.0
     assert m.weights is None
+    assert m.sigma_scale == IRCNN_SIGMA_SCALE
+    assert build_method("ircnn", {"sigma_scale": 2.5}).sigma_scale == 2.5
+
+
+def test_sigma_scale_scales_the_noise_level_in_rho():
+    """``sigma_scale`` multiplies the given sigma in rho: rho grows by its square, levels do not move, and
+    the restoration equals the unscaled method given the scaled sigma (and differs from it given sigma)."""
+    sigma = torch.tensor([0.01, 1.5 / 255], dtype=torch.float64)
+    base, scaled = IRCNN(stages=4, bank=_identity_bank(), sigma_scale=1.0), IRCNN(
+        stages=4, bank=_identity_bank(), sigma_scale=3.0)
+    (l1, r1), (l3, r3) = base.schedule(sigma), scaled.schedule(sigma)
+    assert torch.equal(l1, l3)
+    assert torch.allclose(r3, 9.0 * r1, rtol=1e-12)
+    assert torch.allclose(r3[1, 0], torch.tensor((3 * 1.5 / 255) ** 2 / 3 / (49 / 255) ** 2, dtype=torch.float64))
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 20, 20, dtype=torch.float64)
+    k = torch.ones(3, 3, dtype=torch.float64) / 9
+    y = Blur(k)(x)
+    out3 = scaled(y, k, 0.01)
+    assert torch.allclose(out3, base(y, k, 0.03), atol=1e-12)
+    assert (out3 - base(y, k, 0.01)).abs().max() > 1e-3
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(InputError):
+            IRCNN(bank=_identity_bank(), sigma_scale=bad)
 
 
 def test_missing_has_no_side_effects_and_build_method_fixes_the_root(monkeypatch, tmp_path):
@@ -163,7 +188,7 @@ def test_ircnn_deblurs_a_small_crop_by_a_measured_margin():
     k = next(np.asarray(k, dtype=np.float64) for k in kernels if max(k.shape) <= 31)
     k = torch.from_numpy(k / k.sum())
     y = add_gaussian_noise(Blur(k)(x), 0.01, seed=0).float()
-    m = IRCNN(stages=10, denoiser_last=13 / 255, weights=str(KERAS))
+    m = IRCNN(stages=10, denoiser_last=13 / 255, sigma_scale=1.0, weights=str(KERAS))
     out = m(y, k, 0.01)
     before, after = _psnr(y, x), _psnr(out, x)
     assert abs(before - 15.40) < 0.1, before

@@ -4,7 +4,10 @@ Images: grey (BT.601 luma) centre crops of BSDS500 *train* images, evenly spaced
 (never Levin, Sun, BSD68 = BSDS500 *val*, or Set12). Kernels: real camera-shake kernels of Schelten et
 al. 2015 (``train/kernels_schelten2015.mat``) with both sides <= ``max_kernel`` px, evenly spaced among
 those, negatives clipped, normalised, zero-padded to ``max_kernel`` x ``max_kernel``, one per image.
-Observations: circular blur, Gaussian noise seeded per image (:func:`podm_cli.physics.image_seed`), float32.
+Observations: circular blur, Gaussian noise seeded per image (:func:`podm_cli.physics.image_seed`), float32;
+or (:meth:`TuningSet.observe_captured`) the conditions of a captured blur: ``valid`` blur by a *true*
+kernel, noise, 8-bit rounding, with the method given only an approximate kernel
+(:func:`approximate_kernels`).
 
 Used by ``scripts/choose_ircnn_floor.py`` (docs/ircnn_floor.md) and ``scripts/tune_podm.py``
 (docs/podm_defaults.md), so both tune on exactly the same kind of data::
@@ -23,10 +26,47 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["TuningSet", "evenly", "load_tuning_set"]
+__all__ = ["TuningSet", "approximate_kernels", "evenly", "load_tuning_set"]
 
 BSDS_TRAIN = "train/BSDS500/train"
 SCHELTEN = "train/kernels_schelten2015.mat"
+
+
+def _gaussian_blur(k: Tensor, std: float) -> Tensor:
+    """``k`` (N, 1, K, K) convolved ('same', zero padded) with a separable Gaussian of ``std`` px."""
+    r = max(1, int(np.ceil(3 * std)))
+    t = torch.arange(-r, r + 1, dtype=k.dtype)
+    g = torch.exp(-0.5 * (t / std) ** 2)
+    g = g / g.sum()
+    out = torch.nn.functional.conv2d(k, g.reshape(1, 1, 1, -1), padding=(0, r))
+    return torch.nn.functional.conv2d(out, g.reshape(1, 1, -1, 1), padding=(r, 0))
+
+
+def approximate_kernels(kernels: Tensor, names: list[str], blur: float = 0.5, noise: float = 0.05) -> tuple[Tensor, Tensor]:
+    """``(true, given)`` kernels (N, 1, K, K) that differ as a captured blur and its recovered kernel do.
+
+    ``true`` = ``kernels`` convolved with a Gaussian of ``blur`` px (the lens / sensor spread that a
+    recovered kernel misses, re-normalised); ``given`` = ``kernels`` plus Gaussian noise of ``noise`` times
+    each kernel's peak on the kernel's support dilated by one pixel (seeded per image by name), clipped at 0
+    and normalised. ``blur = noise = 0`` gives ``true == given == kernels``.
+
+    >>> k = torch.zeros(1, 1, 5, 5, dtype=torch.float64); k[0, 0, 2, 1:4] = 1 / 3
+    >>> t, g = approximate_kernels(k, ["a"], blur=0.5, noise=0.1)
+    >>> [round(float(v.sum()), 6) for v in (t, g)], bool((g >= 0).all()), bool(t[0, 0, 1, 2] > 0)
+    ([1.0, 1.0], True, True)
+    """
+    from podm_cli.physics import image_seed
+
+    true = _gaussian_blur(kernels, blur) if blur > 0 else kernels.clone()
+    true = true / true.sum(dim=(-2, -1), keepdim=True)
+    support = torch.nn.functional.max_pool2d((kernels > 0).to(kernels.dtype), 3, stride=1, padding=1)
+    given = []
+    for k, s, name in zip(kernels, support, names):
+        g = torch.Generator().manual_seed(image_seed(name, base_seed=1))
+        eps = torch.randn(k.shape, generator=g, dtype=k.dtype) * (noise * float(k.max())) * s
+        k = (k + eps).clamp_min(0.0)
+        given.append(k / k.sum())
+    return true, torch.stack(given)
 
 
 def evenly(n: int, k: int) -> list[int]:
@@ -52,6 +92,26 @@ class TuningSet:
 
         blurred = Blur(self.kernels)(self.sharp)
         return add_gaussian_noise(blurred, sigma, seed=[image_seed(n) for n in self.names]).float()
+
+    def observe_captured(self, sigma: float, blur: float = 0.5, noise: float = 0.05, bits: int | None = 8
+                         ) -> tuple[Tensor, Tensor, Tensor]:
+        """A captured blur's conditions: ``(y, given kernels, sharp truth aligned with y)``.
+
+        ``y`` = ``valid`` blur of the crops by the *true* kernels of :func:`approximate_kernels`, plus
+        Gaussian noise ``sigma`` (seeded per image), rounded to ``bits`` bits (None: not rounded), float32;
+        ``y`` is ``crop - K + 1`` px a side and the truth is the sharp crop's matching centre (float64).
+        """
+        from podm_cli.physics import Blur, add_gaussian_noise, image_seed, quantize
+        from podm_cli.physics.blur import valid_offset
+
+        true, given = approximate_kernels(self.kernels, self.names, blur, noise)
+        blurred = Blur(true, "valid")(self.sharp)
+        y = add_gaussian_noise(blurred, sigma, seed=[image_seed(n) for n in self.names])
+        if bits is not None:
+            y = quantize(y, bits)
+        oy, ox = valid_offset(*true.shape[-2:])
+        h, w = y.shape[-2:]
+        return y.float(), given, self.sharp[..., oy : oy + h, ox : ox + w]
 
     def describe(self, sigma: float) -> str:
         n, crop, kk = len(self.names), self.sharp.shape[-1], self.kernels.shape[-1]

@@ -35,7 +35,7 @@ from podm_cli.errors import InputError
 from podm_cli.optim.fista import fista_solve
 from podm_cli.optim.hqs import hqs_solve
 from podm_cli.optim.objective import Deconvolution
-from podm_cli.optim.schedules import ircnn_schedule
+from podm_cli.optim.schedules import IRCNN_SIGMA_SCALE, ircnn_schedule
 from podm_cli.optim.trace import SolverResult
 from podm_cli.priors import Prior, build_prior
 
@@ -320,7 +320,8 @@ def run_convergence(
             keys = {"stages": "stages", "denoiser_first": "first", "denoiser_last": "last",
                     "rho_divisor": "rho_divisor"}
             sched_kw = {arg: ircnn_kw[k] for k, arg in keys.items() if k in ircnn_kw}
-            levels, rho = ircnn_schedule(sigma.cpu(), **sched_kw)
+            scale = float(ircnn_kw.get("sigma_scale", IRCNN_SIGMA_SCALE))  # as the ircnn method scales sigma
+            levels, rho = ircnn_schedule(sigma.cpu() * scale, **sched_kw)
             budget = max_iterations if ircnn_hold_last else min(max_iterations, int(rho.shape[1]))
             res = hqs_solve(problem.data, den, levels.tolist(), rho.to(device=dev, dtype=dtype),
                             objective=problem, tol=tolerance, max_iterations=budget, truth=truth)
