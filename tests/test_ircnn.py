@@ -129,7 +129,7 @@ def test_config_instantiates():
     assert m.stages == 30 and m.denoiser_first == 49 / 255 and m.denoiser_last == IRCNN_LAST_LEVEL == 13 / 255
     assert m.rho_divisor == 3.0
     assert m.weights is None
-    assert m.sigma_scale == IRCNN_SIGMA_SCALE
+    assert m.sigma_scale == IRCNN_SIGMA_SCALE == 1.0  # the demo's rule by default (docs/noise_level.md)
     assert build_method("ircnn", {"sigma_scale": 2.5}).sigma_scale == 2.5
 
 

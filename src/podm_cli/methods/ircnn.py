@@ -19,8 +19,9 @@ and the estimate is ``z_stages`` (clipped to [0, 1]). Paper / demo symbols: ``st
 *train* crops, Schelten et al. kernels, 1 % noise): it gave the best mean PSNR of {3, 5, 7.65, 10, 13, 16,
 20}/255 (``docs/ircnn_floor.md``). The official nets are grey; colour images are restored channel by channel.
 
-``sigma_scale`` (3) is not in the demo (which has 1): the given noise level is multiplied by it in ``rho``.
-It was chosen on data disjoint from every test set made like a captured blur -- BSDS500 *train* crops,
+``sigma_scale`` (default 1, the demo's rule, right for an exactly known kernel) multiplies the given noise
+level in ``rho``. For a kernel known only approximately (captured blurs such as ``levin_real``, estimated
+kernels) use 3 (``IRCNN_SIGMA_SCALE_APPROXIMATE_KERNEL``), chosen on data disjoint from every test set made like a captured blur -- BSDS500 *train* crops,
 ``valid`` blur by Schelten et al. kernels, noise 1.5/255, 8-bit rounding, and the method given only an
 approximate kernel (:meth:`podm_cli.data.tuning.TuningSet.observe_captured`): mean PSNR over 16 crops was
 25.50 / 25.91 / 26.11 / 26.16 / 25.98 / 25.07 dB for 1 / 1.5 / 2 / 3 / 4 / 6 (``docs/noise_level.md``).

@@ -33,6 +33,7 @@ from podm_cli.errors import InputError
 __all__ = [
     "IRCNN_LAST_LEVEL",
     "IRCNN_SIGMA_SCALE",
+    "IRCNN_SIGMA_SCALE_APPROXIMATE_KERNEL",
     "MIN_NOISE_SIGMA",
     "SPACINGS",
     "at_stage",
@@ -47,9 +48,12 @@ __all__ = [
 MIN_NOISE_SIGMA = 0.255 / 255.0
 #: IRCNN's last denoiser level: the demo's 13/255, best on BSDS500-train data (docs/ircnn_floor.md).
 IRCNN_LAST_LEVEL = 13.0 / 255.0
-#: IRCNN's factor on the given noise level in ``rho`` (the demo: 1): 3 was best on captured-blur-like data
-#: disjoint from every test set (valid blur, 8-bit, approximate kernel; docs/noise_level.md).
-IRCNN_SIGMA_SCALE = 3.0
+#: IRCNN's default factor on the given noise level in ``rho``: the demo's 1, right for an exactly known kernel
+#: (the synthetic protocols). With a kernel known only approximately (captured blurs, estimated kernels) 3 was
+#: best on captured-blur-like data disjoint from every test set (valid blur, 8-bit, approximate kernel;
+#: docs/noise_level.md): ``IRCNN_SIGMA_SCALE_APPROXIMATE_KERNEL``.
+IRCNN_SIGMA_SCALE = 1.0
+IRCNN_SIGMA_SCALE_APPROXIMATE_KERNEL = 3.0
 SPACINGS = ("log", "linear")
 
 
