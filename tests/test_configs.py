@@ -5,6 +5,7 @@ denoiser, the Lightning trainer, loggers and callbacks. Nothing runs; no data is
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
 from podm_cli.apps import app_overrides, config_dir
-from podm_cli.apps.common import boundary_settings
+from podm_cli.apps.common import boundary_settings, method_boundary
 from podm_cli.apps.methods import build_method, method_names
 from podm_cli.apps.schema import register_schemas
 
@@ -87,9 +88,12 @@ def _eval(cfg, tmp_path):
     assert sorted(cfg.method_cfg) == method_names()
     assert cfg.methods is None or set(cfg.methods) <= set(method_names())
     for name in cfg.method_cfg:
-        method = build_method(name, cfg.method_cfg[name], tmp_path, boundary=boundary_settings(cfg.operator))
+        settings = boundary_settings(cfg.operator)
+        method = build_method(name, cfg.method_cfg[name], tmp_path, boundary=settings)
         own = name == "fdn"  # FDN keeps the boundary handling its weights were trained with (docs/fdn.md)
-        assert (own or method.boundary == cfg.operator.boundary.value) and method.bytes_per_pixel > 0
+        assert own or asdict(method.boundary_handling) == {**asdict(method.boundary_handling),
+                                                           **method_boundary(settings, name)}
+        assert method.bytes_per_pixel > 0
 
 
 def _deblur(cfg, tmp_path):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
+from omegaconf import OmegaConf
 
 from podm_cli.errors import PodmError
 
@@ -31,11 +34,89 @@ def config_value(value) -> str:
     return str(getattr(value, "value", value))
 
 
+#: What neither ``operator`` nor a method's ``operator.per_method`` entry sets (``with_boundary`` keywords).
+BOUNDARY_DEFAULTS = {"boundary": "liu", "taper_iterations": 3, "start": "edgetaper", "adjust_after": 0}
+#: ``operator`` key -> ``Method.with_boundary`` keyword.
+_BOUNDARY_KEYS = {"boundary": "boundary", "edgetaper_iterations": "taper_iterations", "adjust_start": "start",
+                  "adjust_after": "adjust_after"}
+_RULES = ("liu", "edgetaper", "replicate", "adjust")
+
+
 def boundary_settings(operator) -> dict:
-    """``Method.with_boundary`` keyword arguments from the ``operator`` config group."""
+    """The ``operator`` group's boundary settings, for ``build_method(boundary=...)``.
+
+    ``Method.with_boundary`` keywords, ``None`` where the group leaves a value to the method; ``boundary``
+    may be ``auto`` (each method's own rule) and ``per_method`` holds each method's own settings (same
+    keywords). :func:`method_boundary` turns them into one method's settings.
+
+    >>> from omegaconf import OmegaConf
+    >>> op = OmegaConf.create({"boundary": "auto", "edgetaper_iterations": None, "adjust_start": None,
+    ...                        "adjust_after": None, "per_method": {"tv": {"boundary": "adjust", "adjust_after": 2}}})
+    >>> s = boundary_settings(op)
+    >>> method_boundary(s, "tv")
+    {'boundary': 'adjust', 'taper_iterations': 3, 'start': 'edgetaper', 'adjust_after': 2}
+    >>> method_boundary(s, "hl")["boundary"]  # not listed: liu
+    'liu'
+    >>> method_boundary({**s, "boundary": "edgetaper"}, "tv")  # an explicit rule holds for every method
+    {'boundary': 'edgetaper', 'taper_iterations': 3, 'start': 'edgetaper', 'adjust_after': 0}
+    """
+    own = operator.get("per_method") or {}
+    if OmegaConf.is_config(own):
+        own = OmegaConf.to_container(own, resolve=True)
     return {
-        "boundary": config_value(operator.boundary),
-        "taper_iterations": int(operator.edgetaper_iterations),
-        "start": config_value(operator.get("adjust_start", "edgetaper")),
-        "adjust_after": int(operator.get("adjust_after", 0)),
+        **_boundary_keywords({key: operator.get(key) for key in _BOUNDARY_KEYS}, "operator"),
+        "per_method": {str(name): _boundary_keywords(entry, f"operator.per_method.{name}")
+                       for name, entry in own.items()},
     }
+
+
+def method_boundary(settings: Mapping, name: str) -> dict:
+    """``Method.with_boundary`` keywords for method ``name`` from :func:`boundary_settings`.
+
+    ``boundary=auto``: the method's ``per_method`` entry (``liu`` when it has none), where the ``operator``
+    values that are set (not ``None``) win; any other ``boundary`` holds for every method, with
+    ``BOUNDARY_DEFAULTS`` for what the group leaves unset.
+    """
+    explicit = {k: v for k, v in settings.items() if k != "per_method" and v is not None}
+    own = (settings.get("per_method") or {}).get(name, {}) if explicit.get("boundary", "auto") == "auto" else {}
+    if explicit.get("boundary") == "auto":
+        del explicit["boundary"]
+    return {**BOUNDARY_DEFAULTS, **own, **explicit}
+
+
+def describe_boundary(handling) -> str:
+    """One line for a :class:`~podm_cli.methods.base.BoundaryHandling` on ``valid`` data (results, tables).
+
+    >>> from podm_cli.methods.base import BoundaryHandling
+    >>> describe_boundary(BoundaryHandling(boundary="adjust", adjust_after=2))
+    'adjust (start edgetaper, after 2 stages)'
+    >>> describe_boundary(BoundaryHandling(boundary="edgetaper"))
+    'edgetaper (3 iterations)'
+    """
+    if handling.boundary == "adjust":
+        return f"adjust (start {handling.start}, after {int(handling.adjust_after)} stages)"
+    if handling.boundary == "edgetaper" or handling.extension == "edgetaper":
+        return f"{handling.boundary} ({int(handling.taper_iterations)} iterations)"
+    return str(handling.boundary)
+
+
+def _boundary_keywords(entry, where: str) -> dict:
+    """``operator``-style keys (``boundary``, ``edgetaper_iterations``, ``adjust_start``, ``adjust_after``) ->
+    ``with_boundary`` keywords; an unknown key or rule is one line."""
+    out = {}
+    for key, value in dict(entry or {}).items():
+        if key not in _BOUNDARY_KEYS:
+            raise PodmError(f"{where}: unknown key '{key}' ({' | '.join(_BOUNDARY_KEYS)})")
+        if value is None:
+            out[_BOUNDARY_KEYS[key]] = None
+        elif key == "boundary":
+            rule = config_value(value)
+            allowed = ("auto", *_RULES) if where == "operator" else _RULES
+            if rule not in allowed:
+                raise PodmError(f"{where}.boundary: unknown rule '{rule}' ({' | '.join(allowed)})")
+            out["boundary"] = rule
+        elif key == "adjust_start":
+            out["start"] = config_value(value)
+        else:
+            out[_BOUNDARY_KEYS[key]] = int(value)
+    return out

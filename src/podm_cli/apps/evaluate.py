@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from podm_cli.apps.common import boundary_settings, resolve_device, resolve_dtype
+from podm_cli.apps.common import boundary_settings, describe_boundary, resolve_device, resolve_dtype
 from podm_cli.apps.methods import build_method
 from podm_cli.data.datasets import PROTOCOLS
 from podm_cli.data.locator import data_root
@@ -56,10 +57,19 @@ def method_fingerprints(cfg: DictConfig, methods: dict) -> dict[str, str]:
     with, the files it names, podm's version): ``resume=true`` recomputes rows whose hash changed."""
     from podm_cli.evaluation.runner import method_fingerprint
 
-    operator = boundary_settings(cfg.operator)
     return {name: method_fingerprint(method, {**OmegaConf.to_container(cfg.method_cfg[name], resolve=True),
-                                              "operator": operator})
+                                              "operator": asdict(method.boundary_handling)})
             for name, method in methods.items()}
+
+
+def record_boundaries(outcome, methods: dict) -> list[str]:
+    """Each row on a ``valid`` protocol records the boundary handling its method ran with; one notice line."""
+    valid = {name for name, p in outcome.protocols.items() if p.get("mode") == "valid"}
+    used = {name: describe_boundary(method.boundary_handling) for name, method in methods.items()}
+    for row in outcome.rows:
+        row["boundary"] = used[row["method"]] if row["dataset"] in valid else "-"
+    ran = sorted({row["method"] for row in outcome.rows if row["dataset"] in valid})
+    return [f"boundary on valid data: {'; '.join(f'{n} {used[n]}' for n in ran)}"] if ran else []
 
 
 def main(cfg: DictConfig) -> None:
@@ -104,7 +114,7 @@ def main(cfg: DictConfig) -> None:
         fingerprints=method_fingerprints(cfg, methods),
     )
     outcome = runner.run()
-    outcome.notices.extend(notices)
+    outcome.notices.extend(notices + record_boundaries(outcome, methods))
     print_table(outcome.rows, outcome.skipped, outcome.notices)
     write_reports(outcome, out_dir, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
                   figures=cfg.report)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from podm_cli.apps.common import method_boundary
 from podm_cli.errors import InputError
 
 __all__ = ["build_method", "method_config", "method_names", "method_overrides"]
@@ -91,7 +92,7 @@ def build_method(name: str, cfg: Mapping | DictConfig | None = None,
             and "data_root" in inspect.signature(target.__init__).parameters:
         kwargs.setdefault("data_root", os.fspath(data_root))
     method = instantiate(node, **kwargs)
-    return method if boundary is None else method.with_boundary(**boundary)
+    return method if boundary is None else method.with_boundary(**method_boundary(boundary, name))
 
 
 def _plain(cfg) -> dict:

@@ -19,6 +19,7 @@ class BlurMode(str, Enum):
 
 
 class Boundary(str, Enum):
+    auto = "auto"  # each method's own rule (operator.per_method; liu for a method not listed there)
     liu = "liu"  # Liu & Jia 2008 smooth wrap-around extension
     edgetaper = "edgetaper"
     replicate = "replicate"
@@ -29,13 +30,17 @@ class Boundary(str, Enum):
 class OperatorConfig:
     """Blur physics. ``mode`` is what ``podm train`` synthesises (``podm eval``'s protocols fix their own
     mode and ``podm deblur``'s photos are always ``valid``: both ignore it); ``boundary`` is how methods
-    treat ``valid`` data (extend the observation before FFT-based solves)."""
+    treat ``valid`` data (extend the observation before FFT-based solves): ``auto`` takes each method's own
+    rule from ``per_method`` (method name -> ``boundary`` / ``edgetaper_iterations`` / ``adjust_start`` /
+    ``adjust_after``), any other value is that rule for every method. ``adjust_start`` / ``adjust_after``
+    left ``null`` mean the method's own (``auto``) or ``edgetaper`` / ``0``."""
 
     mode: BlurMode = BlurMode.circular
-    boundary: Boundary = Boundary.liu
-    edgetaper_iterations: int = 3
-    adjust_start: str = "edgetaper"  # boundary=adjust: the first observation (edgetaper | liu | replicate)
-    adjust_after: int = 0  # boundary=adjust: stages that keep the first observation before adjusting
+    boundary: Boundary = Boundary.auto
+    edgetaper_iterations: Optional[int] = None  # null: the method's own (auto), else 3
+    adjust_start: Optional[str] = None  # boundary=adjust: the first observation (edgetaper | liu | replicate)
+    adjust_after: Optional[int] = None  # boundary=adjust: stages that keep the first observation before adjusting
+    per_method: Dict[str, Any] = field(default_factory=dict)  # boundary=auto: method name -> its settings
 
 
 @dataclass

@@ -119,7 +119,7 @@ def main(cfg: DictConfig) -> float:
     import lightning as L
     import torch
 
-    from podm_cli.apps.common import config_value
+    from podm_cli.apps.common import boundary_settings, config_value, method_boundary
     from podm_cli.data.locator import data_root
     from podm_cli.models.rpodm_weights import export_weights
     from podm_cli.training.cache import default_cache_path
@@ -129,7 +129,8 @@ def main(cfg: DictConfig) -> float:
     _one_log_stream()
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     root = data_root(cfg.data.root)
-    mode, boundary = config_value(cfg.operator.mode), config_value(cfg.operator.boundary)
+    mode = config_value(cfg.operator.mode)
+    boundary = method_boundary(boundary_settings(cfg.operator), "rpodm")["boundary"]  # auto: rpodm's own
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     td = OmegaConf.to_container(cfg.train_data, resolve=True)
     cache = td.pop("cache") or default_cache_path()
