@@ -1,17 +1,6 @@
-"""PODM solver and method (DESIGN §2): Lipschitz step, F/G steps, the error check, acceptance per image,
-descent, convergence, and the FISTA relation -- on small problems with a stand-in denoiser (a Gaussian
-smoother whose width grows with sigma), so no weights are needed except in the ``data`` test.
-
-Measured on the 32x32 two-image problem below (10 stages 48 -> 4, authors' constants):
-* ``descent_check=True``: ``Psi`` never increases (accepted or fallback steps); converged (rel. change
-  < 1e-4) after 45 / 38 iterations; only the first network step passes both checks.
-* ``descent_check=False, post_schedule="prox_gradient"``: 5 of 10 network steps accepted, of which 4 raise
-  ``Psi`` (the error check alone does not force descent); converged after 67 / 78 iterations.
-* ``descent_check=False, post_schedule="last"``: no convergence within 2000 iterations (a cycle of
-  accepted Psi-raising steps and PG fallbacks); hence ``prox_gradient`` is the default tail.
-* FISTA vs PODM: PODM's first step (network + F + G) lands at ``Psi`` 0.01619 where FISTA needs ~23
-  iterations; FISTA's final ``Psi`` (0.015536 after 248 iterations) is 2.1% below PODM's (0.015866 after 45):
-  the PG tail meets the 1e-4 rule earlier, at a higher objective. PODM never reaches FISTA's final Psi.
+"""The PODM method (:class:`podm_cli.methods.podm.PODM`): its interface with a stand-in denoiser (a Gaussian
+smoother whose width grows with sigma), weights and data root, its config and the authors' preset, CUDA, and
+the official bank on a Levin crop (``data`` test). The solver itself is tested in ``tests/test_optim.py``.
 """
 
 from __future__ import annotations

@@ -217,12 +217,7 @@ def parse_kernel_spec(kernel: str | None, kernel_index=None) -> tuple[str | None
     """
     index = None
     if kernel_index is not None:
-        try:
-            index = int(kernel_index)
-        except (TypeError, ValueError):
-            raise InputError(f"kernel_index must be a whole number (0 = the first kernel), got {kernel_index!r}") from None
-        if index < 0 or index != float(kernel_index):
-            raise InputError(f"kernel_index must be a whole number >= 0 (0 = the first kernel), got {kernel_index!r}")
+        index = _whole_number(kernel_index, "kernel_index must be a whole number >= 0 (0 = the first kernel)")
     if kernel is not None:
         kernel = str(kernel)
         match = re.fullmatch(r"(.+):(\d+)", kernel)
@@ -365,13 +360,19 @@ def parse_tile(value) -> int | str | None:
             return "auto"
         if v in ("none", "off", "null", "0", "false"):
             return None
+    return _whole_number(value, "tile must be auto, 0 (never tile) or a positive tile side in pixels") or None
+
+
+def _whole_number(value, message: str) -> int:
+    """``value`` as an int >= 0, or ``InputError(f"{message}, got {value!r}")``."""
     try:
-        side = int(value)
+        number = int(value)
+        whole = number >= 0 and number == float(value)
     except (TypeError, ValueError):
-        raise InputError(f"tile must be auto, 0 (never tile) or a tile side in pixels, got {value!r}") from None
-    if side < 0 or side != float(value):
-        raise InputError(f"tile must be auto, 0 (never tile) or a positive tile side in pixels, got {value!r}")
-    return side or None
+        whole = False
+    if not whole:
+        raise InputError(f"{message}, got {value!r}") from None
+    return number
 
 
 # --------------------------------------------------------------------------------------- restoring

@@ -39,6 +39,7 @@ import torch
 
 from podm_cli.errors import DataNotFoundError, InputError
 from podm_cli.models.fdn import FDN, FDNStage
+from podm_cli.nets.weights import open_hdf5
 
 __all__ = ["FDN_RELPATH", "FDN_SETS", "fdn_files", "load_fdn", "load_fdn_config", "read_fdn_stages"]
 
@@ -104,16 +105,8 @@ def _stage_arrays(group, where: str) -> dict[str, np.ndarray]:
 
 def read_fdn_stages(path: str | os.PathLike) -> list[dict[str, np.ndarray]]:
     """The raw arrays of every stage in an FDN HDF5 file, in stage order (see the module docstring)."""
-    import h5py
-
     p = Path(path)
-    if not p.is_file():
-        raise DataNotFoundError(f"FDN weight file not found: {p}; run `podm data fetch weights`")
-    try:
-        f = h5py.File(p, "r")
-    except OSError as err:
-        raise InputError(f"{p}: not a readable HDF5 file ({err})") from None
-    with f:
+    with open_hdf5(p, "FDN weight file", "; run `podm data fetch weights`") as f:
         try:
             order = [_text(n) for n in f.attrs["layer_names"]]
         except KeyError:

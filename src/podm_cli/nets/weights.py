@@ -107,6 +107,20 @@ def _dataset_names(group) -> list[str]:
     return found
 
 
+def open_hdf5(path: str | os.PathLike, what: str, hint: str = ""):
+    """``h5py.File(path, "r")``, or one line: :class:`DataNotFoundError` ("``what`` not found: path``hint``")
+    for an absent file, :class:`InputError` for one that is not HDF5. Nothing is unpickled."""
+    import h5py
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataNotFoundError(f"{what} not found: {p}{hint}")
+    try:
+        return h5py.File(p, "r")
+    except OSError as err:
+        raise InputError(f"{p}: not a readable HDF5 file ({err})") from None
+
+
 def read_keras_convs(path: str | os.PathLike) -> list[KerasConv]:
     """The convolutions of a Keras HDF5 model in network order (from ``model_config``, never sorted names).
 
@@ -114,16 +128,8 @@ def read_keras_convs(path: str | os.PathLike) -> list[KerasConv]:
     as ``Activation`` / ``ReLU`` layers or as the conv's own activation; anything else raises
     :class:`~podm_cli.errors.InputError` (one line).
     """
-    import h5py
-
     p = Path(path)
-    if not p.is_file():
-        raise DataNotFoundError(f"Keras weight file not found: {p}")
-    try:
-        f = h5py.File(p, "r")
-    except OSError as err:
-        raise InputError(f"{p}: not a readable HDF5 file ({err})") from None
-    with f:
+    with open_hdf5(p, "Keras weight file") as f:
         if "model_config" not in f.attrs:
             raise InputError(f"{p}: no 'model_config' attribute (a Keras model.save() file is needed)")
         config = json.loads(_attr_str(f.attrs["model_config"]))

@@ -177,11 +177,9 @@ class DataTerm:
         """``phi``: ``initial()``, or for ``boundary="adjust"`` with an estimate ``x``, ``P0 y + (1 - M)(k (*) x)``."""
         if x is None or not self.adjusting:
             return self._initial
-        kx = self.blur(x)
-        y0 = self._placed_y()
-        out = kx.clone()
-        out[..., self.crop[0], self.crop[1]] = y0[..., self.crop[0], self.crop[1]]
-        return out
+        phi = self.blur(x)  # a fresh tensor: y is written into it in place
+        phi[..., self.crop[0], self.crop[1]] = self.y
+        return phi
 
     def _placed_y(self) -> Tensor:
         """``P0 y``: ``y`` zero-padded into the grid at ``crop``."""

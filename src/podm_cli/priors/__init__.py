@@ -1,4 +1,4 @@
-"""Designed priors ``g`` and their proximal operators (the G module of PODM, DESIGN §2).
+"""Designed priors ``g`` and their proximal operators (the G module of PODM: one proximal-gradient step).
 
 * :class:`LpDCT` — ``lam ||W x||_p^p``, W the orthonormal 2-D DCT, exact prox by generalized
   soft-thresholding (the PODM authors' prior: p = 0.8, lam = 1e-4, 2 GST iterations);

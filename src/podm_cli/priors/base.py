@@ -1,4 +1,4 @@
-"""The interface of a designed prior ``g`` (DESIGN §2): a value per image and a proximal operator.
+"""The interface of a designed prior ``g``: a value per image and a proximal operator.
 
 ``prox(v, step)`` returns ``argmin_x step * g(x) + 1/2 ||x - v||^2`` (exactly, or as documented by the
 prior when no closed form exists). ``step`` is a float or a per-image tensor ``(N,)``; it multiplies the
