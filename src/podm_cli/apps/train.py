@@ -7,6 +7,7 @@ The app only maps the config onto plain objects (:class:`~podm_cli.training.data
 
 from __future__ import annotations
 
+import logging
 import re
 import warnings
 from pathlib import Path
@@ -15,6 +16,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from podm_cli.errors import PodmError
+
+log = logging.getLogger(__name__)
 
 
 def model_kwargs(cfg: DictConfig, root) -> dict:
@@ -130,7 +133,7 @@ def main(cfg: DictConfig) -> float:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     root = data_root(cfg.data.root)
     mode = config_value(cfg.operator.mode)
-    boundary = method_boundary(boundary_settings(cfg.operator), "rpodm")["boundary"]  # auto: rpodm's own
+    boundary = method_boundary(boundary_settings(cfg.operator), "rpodm")  # auto: rpodm's own rule
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     td = OmegaConf.to_container(cfg.train_data, resolve=True)
     cache = td.pop("cache") or default_cache_path()
@@ -144,6 +147,14 @@ def main(cfg: DictConfig) -> float:
         scheduler=cfg.optim.scheduler, loss=cfg.loss, warmup=cfg.warmup, warmup_steps=cfg.warmup_steps,
         max_steps=trainer_cfg["max_steps"], mode=mode, boundary=boundary, compile=cfg.compile,
     )
+    init = cfg.get("init_weights")
+    if init and cfg.ckpt_path is None:  # a resumed run takes everything from its checkpoint
+        from podm_cli.models.rpodm_weights import initialise_from
+        from podm_cli.paths import resolve_model_path
+
+        report = initialise_from(module.model, resolve_model_path(init))
+        log.info("initialised from %s: %d tensors copied, new: %s", init, len(report["copied"]),
+                 ", ".join(sorted({k.split(".")[0] for k in report["kept"]})) or "none")
     trainer = L.Trainer(
         **trainer_cfg,
         default_root_dir=str(out_dir),
@@ -166,7 +177,9 @@ def main(cfg: DictConfig) -> float:
         kwargs.pop("data_root", None)
         path = export_weights(
             module.model, kwargs, out_dir / cfg.export,
-            trained_for={"mode": mode, "sigma": td["sigma"], "quantize": td["quantize"]},
+            trained_for={"mode": mode, "sigma": td["sigma"], "sigma_spacing": td.get("sigma_spacing", "linear"),
+                         "quantize": td["quantize"], "kernel_size": td["kernel_size"],
+                         **({"boundary": boundary} if mode == "valid" else {})},
             provenance={"command": "podm train " + " ".join(HydraConfig.get().overrides.task),
                         "steps": int(trainer.global_step), "best_val_psnr": best_score,
                         "checkpoint": str(best)},

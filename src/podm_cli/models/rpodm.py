@@ -6,7 +6,9 @@ One stage, for a blurred ``y = k * x + n`` with noise level ``sigma`` (the physi
 * **A** (learned prior): a denoiser network, ``x_A = D_l(x^{l-1})``. Per stage an independent network
   (default; each initialised from the official IRCNN bank at the stage's noise level ``s_l``, log-spaced
   from ``denoiser_levels[0]`` to ``denoiser_levels[1]`` on [0, 1]), or one shared noise-conditioned network fed
-  ``s_l`` as an extra input map (``share_denoiser=True``).
+  ``s_l`` as an extra input map (``share_denoiser=True``). With ``noise_input=True`` every per-stage network
+  is also fed the *input* noise level ``sigma`` as an extra map (:class:`NoiseConditioned`, zero-initialised),
+  so one model can follow the noise of its input (with ``mu_mode="hypernet"`` the F weights follow it too).
 * **F** (fidelity, theta_H): ``x_F = argmin_x 1/2 ||k * x - y||^2 + rho_l/2 ||x - x_A||^2``
   (``data.prox``; the paper's ``mu``). ``rho_l = (sigma^2 / 3) * exp(t_l)`` with ``t_l`` learned per stage
   (parameter ``log_mu``, initialised to IRCNN's ``1 / s_{l+1}^2``, so ``A_l`` then ``F_l`` start as IRCNN's
@@ -53,16 +55,21 @@ from podm_cli.priors import build_prior
 __all__ = ["RPODM", "NoiseConditioned"]
 
 MU_MODES = ("per_stage", "hypernet")
+#: ``noise_input`` maps ``sigma`` (on [0, 1]) as ``sigma * 255 / 10``: 0.1 at 1/255, 1.0 at 10/255.
+NOISE_INPUT_SCALE = 25.5
 
 
 class NoiseConditioned(nn.Module):
-    """A denoiser fed ``[x, s * ones]``: one network for every stage, told the stage's noise level ``s``.
+    """A denoiser fed ``[x, scale * s * ones]``: told a noise level ``s`` (the stage's, for one network shared
+    by every stage; the input's, for noise-adaptive per-stage networks).
 
     Built from a plain grey denoiser whose first convolution is widened by one input channel (zero weights,
-    so a pretrained net starts out exactly as it was).
+    so a pretrained net starts out exactly as it was). ``scale`` brings the level map to order one
+    (Adam moves a weight by about the learning rate per step, so a map of values near 0.01 would barely
+    change the output).
     """
 
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module, scale: float = 1.0):
         super().__init__()
         first = next(m for m in net.modules() if isinstance(m, nn.Conv2d))
         wide = nn.Conv2d(
@@ -82,11 +89,13 @@ class NoiseConditioned(nn.Module):
         _replace_module(net, first, wide)
         self.net = net
         self.in_channels = first.in_channels
+        self.scale = float(scale)
 
     def forward(self, x: Tensor, level: Tensor) -> Tensor:
         # IRCNN/DnCNN predict the noise: denoised = x - body([x, s]); the wrapped net subtracts its own
         # input, which here includes the level map, so rebuild the residual form explicitly.
-        cond = torch.cat([x, level.reshape(-1, 1, 1, 1).expand(x.shape[0], 1, *x.shape[-2:]).to(x)], dim=1)
+        level = (self.scale * level).reshape(-1, 1, 1, 1).to(x)
+        cond = torch.cat([x, level.expand(x.shape[0], 1, *x.shape[-2:])], dim=1)
         out = self.net(cond)
         return out[:, : self.in_channels] if out.shape[1] > self.in_channels else out
 
@@ -114,6 +123,7 @@ class RPODM(nn.Module):
         denoiser_levels: ``(first, last)`` denoiser noise levels on [0, 1] (49/255, 7.65/255).
         sigma_schedule: deprecated: the same on 0..255 (weights files written before the rename).
         share_denoiser: one noise-conditioned network for all stages instead of one per stage.
+        noise_input: feed each per-stage network the input noise level (noise-adaptive stages).
         mu_mode: ``per_stage`` | ``hypernet``.
         learn_prior: learn G's ``lam, step, alpha`` (else they stay at their initial values).
         alpha, step: G's initial ``alpha`` and gradient step ``1/L``.
@@ -129,6 +139,7 @@ class RPODM(nn.Module):
         prior: Mapping | None = None,
         denoiser_levels: Sequence[float] = (49.0 / 255.0, 7.65 / 255.0),
         share_denoiser: bool = False,
+        noise_input: bool = False,
         mu_mode: str = "per_stage",
         learn_prior: bool = True,
         alpha: float = 1e-3,
@@ -151,6 +162,9 @@ class RPODM(nn.Module):
         self.stages = int(stages)
         self.in_channels = int(in_channels)
         self.share_denoiser = bool(share_denoiser)
+        self.noise_input = bool(noise_input)
+        if self.share_denoiser and self.noise_input:
+            raise InputError("noise_input is for per-stage denoisers (share_denoiser=false)")
         self.mu_mode = mu_mode
         self.checkpoint_stages = bool(checkpoint_stages)
         levels = rpodm_levels(self.stages, float(denoiser_levels[0]), float(denoiser_levels[1]))
@@ -194,7 +208,10 @@ class RPODM(nn.Module):
             mid = levels[len(levels) // 2]
             net = build_denoiser(name, pretrained=pretrained, sigma=mid, data_root=data_root, **cfg)
             return nn.ModuleList([NoiseConditioned(net)])
-        return build_stage_denoisers(name, list(levels), pretrained=pretrained, data_root=data_root, **cfg)
+        nets = build_stage_denoisers(name, list(levels), pretrained=pretrained, data_root=data_root, **cfg)
+        if self.noise_input:
+            return nn.ModuleList([NoiseConditioned(net, scale=NOISE_INPUT_SCALE) for net in nets])
+        return nets
 
     # -- learned quantities ----------------------------------------------------------------------------
     def rho(self, sigma: Tensor) -> Tensor:
@@ -218,18 +235,25 @@ class RPODM(nn.Module):
         return out
 
     # -- forward ---------------------------------------------------------------------------------------
-    def denoise(self, index: int, x: Tensor) -> Tensor:
+    def denoise(self, index: int, x: Tensor, sigma: Tensor | None = None) -> Tensor:
+        """Stage ``index``'s denoiser on ``x`` (``sigma``, ``(N,)``: the input noise, for ``noise_input``)."""
         n, c, h, w = x.shape
-        xin = x.reshape(n * c, 1, h, w) if self.in_channels == 1 and c > 1 else x
+        split = self.in_channels == 1 and c > 1
+        xin = x.reshape(n * c, 1, h, w) if split else x
         xin = xin.contiguous(memory_format=torch.channels_last)
         if self.share_denoiser:
             out = self.denoisers[0](xin, self.levels[index].expand(xin.shape[0]))
+        elif self.noise_input:
+            if sigma is None:
+                raise InputError("this RPODM is noise-adaptive: pass the input noise level sigma")
+            level = sigma.reshape(-1).expand(n)
+            out = self.denoisers[index](xin, level.repeat_interleave(c) if split else level)
         else:
             out = self.denoisers[index](xin)
         return out.reshape(n, c, h, w).contiguous()
 
-    def _stage(self, index: int, x: Tensor, data: DataTerm, rho: Tensor):
-        x_a = self.denoise(index, x)
+    def _stage(self, index: int, x: Tensor, data: DataTerm, rho: Tensor, sigma: Tensor):
+        x_a = self.denoise(index, x, sigma)
         # F and G in full precision even under bf16/fp16 autocast (FFTs and the DCT need it)
         with torch.autocast(device_type=x.device.type, enabled=False):
             return self._fidelity_and_optimality(index, x, x_a.to(x.dtype), data, rho)
@@ -264,8 +288,8 @@ class RPODM(nn.Module):
         x, outs = y, []
         for i in range(self.stages if stages is None else min(int(stages), self.stages)):
             if self.checkpoint_stages and torch.is_grad_enabled():
-                x = checkpoint(self._stage, i, x, data, rho, use_reentrant=False)
+                x = checkpoint(self._stage, i, x, data, rho, sigma, use_reentrant=False)
             else:
-                x = self._stage(i, x, data, rho)
+                x = self._stage(i, x, data, rho, sigma)
             outs.append(x)
         return outs if return_stages else x

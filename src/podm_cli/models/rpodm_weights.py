@@ -27,7 +27,7 @@ import torch
 from podm_cli.atomic import atomic_path
 from podm_cli.errors import InputError
 
-__all__ = ["FORMAT", "export_weights", "load_weights", "read_weights_file"]
+__all__ = ["FORMAT", "export_weights", "initialise_from", "load_weights", "read_weights_file"]
 
 FORMAT = "podm-rpodm/1"
 
@@ -76,3 +76,41 @@ def load_weights(path: str | os.PathLike, device: torch.device | str = "cpu"):
     except (TypeError, RuntimeError) as err:
         raise InputError(f"{path}: weights do not fit their config ({str(err).splitlines()[0]})") from None
     return model.to(device).eval()
+
+
+def initialise_from(model: torch.nn.Module, path: str | os.PathLike) -> dict[str, list[str]]:
+    """Start ``model`` (an :class:`~podm_cli.models.RPODM`) from the weights in ``path``, a model of the same
+    stage count that may lack this one's additions: a stage network wrapped for ``noise_input`` takes the
+    plain network's weights (its widened first convolution gets them in its first input channels, zeros
+    for the noise map), and parameters the file does not have (the ``mu_mode="hypernet"`` network) keep
+    their initial values. Returns ``{"copied": [...], "kept": [...]}`` (target parameter names).
+
+    >>> import tempfile
+    >>> from podm_cli.models import RPODM
+    >>> cfg = {"stages": 2, "denoiser": {"name": "ircnn", "channels": 8, "pretrained": None}}
+    >>> path = export_weights(RPODM(**cfg), cfg, tempfile.mkdtemp() + "/m.pt")
+    >>> report = initialise_from(RPODM(**cfg, noise_input=True, mu_mode="hypernet"), path)
+    >>> sorted({k.split(".")[0] for k in report["kept"]})
+    ['hypernet']
+    """
+    blob = read_weights_file(path)
+    source = {k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()}
+    if int(blob["config"].get("stages", -1)) != int(getattr(model, "stages", -2)):
+        raise InputError(f"{path}: {blob['config'].get('stages')} stages, the model to initialise has {model.stages}")
+    target = model.state_dict()
+    copied, kept = [], []
+    for name, value in target.items():
+        src = source.get(name, source.get(name.replace(".net.", ".", 1)))
+        if src is None:
+            kept.append(name)
+            continue
+        if src.shape == value.shape:
+            value.copy_(src)
+        elif src.ndim == 4 and value.ndim == 4 and src.shape[0] == value.shape[0] and src.shape[1] < value.shape[1]:
+            value.zero_()
+            value[:, : src.shape[1]] = src  # a widened first convolution: zero weights on the new inputs
+        else:
+            raise InputError(f"{path}: {name} has shape {tuple(src.shape)}, the model needs {tuple(value.shape)}")
+        copied.append(name)
+    model.load_state_dict(target)
+    return {"copied": copied, "kept": kept}

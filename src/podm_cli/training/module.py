@@ -3,8 +3,8 @@
 Loss on the last stage (``l1`` | ``mse`` | ``charbonnier``); with ``warmup="greedy"`` the first
 ``warmup_steps`` steps train stage by stage (stage ``l`` for ``warmup_steps / stages`` steps, loss on its own
 output, later stages not run), then everything jointly. Adam with two learning rates (the networks'
-``lr`` and ``scalar_lr`` for the per-stage scalars mu, lambda, step, alpha, which live on a log/softplus
-scale and would barely move at a network's rate) and a per-step cosine schedule.
+``lr`` and ``scalar_lr`` for the per-stage scalars mu, lambda, step, alpha and the mu hyper-network,
+which live on a log/softplus scale and would barely move at a network's rate) and a per-step cosine schedule.
 
 Logged: ``train/loss``, ``val/psnr``, ``val/ssim``, ``val/psnr_stage{l}``, learned ``stage/mu{l}`` (at 1 %
 noise), ``stage/lam{l}`` and, with TensorBoard, sample images (blurred | restored | sharp).
@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from podm_cli.errors import InputError
 from podm_cli.models import RPODM
+from podm_cli.physics import DataTerm
 
 __all__ = ["LOSSES", "RPODMModule", "greedy_stages", "restoration_loss"]
 
@@ -50,12 +51,15 @@ def greedy_stages(step: int, warmup_steps: int, stages: int) -> int:
 
 
 class RPODMModule(L.LightningModule):
-    """Args: ``model`` (RPODM keyword arguments), optimisation settings, ``mode`` (circular | valid: valid
-    observations are extended with ``boundary`` before the circular model, as :class:`Method` does)."""
+    """Args: ``model`` (RPODM keyword arguments), optimisation settings, ``mode`` (circular | valid) and, for
+    ``valid`` data, ``boundary``: a rule name or ``Method.with_boundary`` keywords (``boundary``,
+    ``taper_iterations``, ``start``, ``adjust_after``). The batch's :class:`~podm_cli.physics.DataTerm` is
+    built with them, exactly as the ``rpodm`` method builds it, so ``boundary="adjust"`` (the observation
+    re-estimated from the current estimate at every F step) is trained through."""
 
     def __init__(self, model: dict, lr: float = 1e-4, scalar_lr: float = 1e-2, weight_decay: float = 0.0,
                  scheduler: str = "cosine", loss: str = "l1", warmup: str = "none", warmup_steps: int = 0,
-                 max_steps: int = 1000, mode: str = "circular", boundary: str = "liu", compile: bool = False,
+                 max_steps: int = 1000, mode: str = "circular", boundary: str | dict = "liu", compile: bool = False,
                  sample_images: int = 4):
         super().__init__()
         if loss not in LOSSES:
@@ -66,21 +70,23 @@ class RPODMModule(L.LightningModule):
             raise InputError(f"scheduler must be cosine or none, got {scheduler!r}")
         self.save_hyperparameters()
         self.model = RPODM(**model)
-        self.forward_model = torch.compile(self.model) if compile else self.model
+        self.restore_fn = torch.compile(self.model.restore) if compile else self.model.restore
         self._val: list[Tensor] = []
 
     # -- restoration -----------------------------------------------------------------------------------
-    def restore(self, y: Tensor, kernel: Tensor, sigma: Tensor, stages: int | None = None) -> list[Tensor]:
-        """Every stage's estimate (up to ``stages``) for a batch, cropped back for ``valid`` data."""
-        crop = None
-        if self.hparams.mode == "valid":
-            from podm_cli.physics.boundary import extend_for_deconv
+    def data_term(self, y: Tensor, kernel: Tensor) -> DataTerm:
+        """The batch's data term (``kernel``: ``(N, 1, kh, kw)``)."""
+        rule = self.hparams.boundary
+        rule = {"boundary": rule} if isinstance(rule, str) else dict(rule)
+        return DataTerm.build(y, kernel, mode=self.hparams.mode, boundary=rule.get("boundary", "liu"),
+                              taper_iterations=int(rule.get("taper_iterations", 3)),
+                              start=rule.get("start", "edgetaper"), adjust_after=int(rule.get("adjust_after", 0)))
 
-            with torch.no_grad():
-                exts = [extend_for_deconv(y[i : i + 1], kernel[i, 0], self.hparams.boundary) for i in range(len(y))]
-            y, crop = torch.cat([e[0] for e in exts]), exts[0][1]
-        outs = self.forward_model(y, kernel, sigma, return_stages=True, stages=stages)
-        return outs if crop is None else [o[..., crop[0], crop[1]] for o in outs]
+    def restore(self, y: Tensor, kernel: Tensor, sigma: Tensor, stages: int | None = None) -> list[Tensor]:
+        """Every stage's estimate (up to ``stages``) for a batch, cropped back to ``y``'s pixels."""
+        data = self.data_term(y, kernel)
+        outs = self.restore_fn(data, sigma, return_stages=True, stages=stages)
+        return [data.output(o) for o in outs]
 
     def active_stages(self) -> int:
         """Stages trained at the current step (all, except during greedy warm-up)."""
@@ -139,8 +145,9 @@ class RPODMModule(L.LightningModule):
     # -- optimisation ----------------------------------------------------------------------------------
     def configure_optimizers(self):
         h = self.hparams
-        nets = [p for n, p in self.model.named_parameters() if p.requires_grad and n.startswith(("denoisers", "hypernet"))]
-        scalars = [p for n, p in self.model.named_parameters() if p.requires_grad and not n.startswith(("denoisers", "hypernet"))]
+        # the hyper-network predicts log-mu offsets, so it learns at the scalars' rate
+        nets = [p for n, p in self.model.named_parameters() if p.requires_grad and n.startswith("denoisers")]
+        scalars = [p for n, p in self.model.named_parameters() if p.requires_grad and not n.startswith("denoisers")]
         groups = [{"params": nets, "lr": h.lr, "weight_decay": h.weight_decay}]
         if scalars:
             groups.append({"params": scalars, "lr": h.scalar_lr, "weight_decay": 0.0})

@@ -46,6 +46,8 @@ __all__ = [
     "ValidationPairs",
     "bsd68_in_val",
     "load_schelten",
+    "noise_range",
+    "spaced_sigma",
     "training_images",
 ]
 
@@ -160,11 +162,34 @@ def _observe(sharp: Tensor, kernel: Tensor, sigma: float, mode: str, quantize: b
     return y
 
 
-def _sigma(sigma, gen: torch.Generator) -> float:
-    if isinstance(sigma, (int, float)):
-        return float(sigma)
-    lo, hi = (float(s) for s in sigma)
-    return lo + (hi - lo) * float(torch.rand((), generator=gen))
+SIGMA_SPACINGS = ("linear", "log")
+
+
+def noise_range(sigma) -> tuple[float, float]:
+    """``(low, high)`` of a noise setting: a number (``low == high``) or ``[low, high]``, ``0 < low <= high``.
+
+    >>> noise_range(0.01), noise_range([0.004, 0.03])
+    ((0.01, 0.01), (0.004, 0.03))
+    """
+    lo, hi = (float(sigma), float(sigma)) if isinstance(sigma, (int, float)) else (float(s) for s in sigma)
+    if not 0 <= lo <= hi:
+        raise InputError(f"noise level must be a number or [low, high] with 0 <= low <= high, got {sigma}")
+    return lo, hi
+
+
+def spaced_sigma(sigma, u: float, spacing: str = "linear") -> float:
+    """The noise level at fraction ``u`` in [0, 1] of the range ``sigma``, linearly or log-spaced
+    (log: as many pairs between 1/255 and 2/255 as between 4/255 and 8/255).
+
+    >>> round(spaced_sigma([0.004, 0.016], 0.5, "log"), 6), spaced_sigma([0.004, 0.016], 0.5)
+    (0.008, 0.01)
+    """
+    if spacing not in SIGMA_SPACINGS:
+        raise InputError(f"sigma spacing must be one of {', '.join(SIGMA_SPACINGS)}, got {spacing!r}")
+    lo, hi = noise_range(sigma)
+    if spacing == "log" and lo > 0:
+        return float(lo * (hi / lo) ** u)
+    return lo + (hi - lo) * u
 
 
 class BlurPairs(Dataset):
@@ -172,7 +197,8 @@ class BlurPairs(Dataset):
 
     def __init__(self, images: Sequence[Tensor], kernels: KernelPool, crop: int = 128, length: int = 1000,
                  sigma: float | Sequence[float] = 0.01, mode: str = "circular", quantize: bool = False,
-                 seed: int = 0):
+                 seed: int = 0, sigma_spacing: str = "linear"):
+        spaced_sigma(sigma, 0.0, sigma_spacing)  # checks the range and the spacing
         if mode not in ("circular", "valid"):
             raise InputError(f"blur mode must be circular or valid, got {mode!r}")
         self.mode = mode
@@ -183,6 +209,7 @@ class BlurPairs(Dataset):
             raise InputError(f"no training image is at least {need} px on each side (crop {crop})")
         self.kernels, self.crop, self.length = kernels, int(crop), int(length)
         self.sigma, self.quantize, self.seed, self.epoch = sigma, bool(quantize), int(seed), 0
+        self.sigma_spacing = sigma_spacing
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -190,12 +217,16 @@ class BlurPairs(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def _pair(self, x: Tensor, gen: torch.Generator) -> dict[str, Tensor]:
-        """Observe the (enlarged, for valid) sharp patch ``x`` with a random kernel and noise level."""
+    def _pair(self, x: Tensor, gen: torch.Generator, sigma: float | None = None) -> dict[str, Tensor]:
+        """Observe the (enlarged, for valid) sharp patch ``x`` with a random kernel and a noise level drawn
+        from the range (or ``sigma``)."""
         from podm_cli.physics.blur import valid_offset
 
         k = self.kernels.draw(gen)
-        sigma = _sigma(self.sigma, gen)
+        if sigma is None:  # a fixed level draws nothing (the same stream as before ranges existed)
+            lo, hi = noise_range(self.sigma)
+            u = float(torch.rand((), generator=gen)) if hi > lo else 0.0
+            sigma = spaced_sigma(self.sigma, u, self.sigma_spacing)
         y = _observe(x.contiguous(), k, sigma, self.mode, self.quantize, gen)
         if self.pad:
             oy, ox = valid_offset(*k.shape)
@@ -218,12 +249,19 @@ class BlurPairs(Dataset):
 
 
 class ValidationPairs(BlurPairs):
-    """Fixed validation pairs: centre crops, one kernel per image drawn from a fixed seed, fixed noise."""
+    """Fixed validation pairs: centre crops, one kernel per image drawn from a fixed seed, fixed noise (for a
+    range ``[low, high]``: image ``i`` of ``n`` gets the level at fraction ``i / (n - 1)``, spaced as
+    ``sigma_spacing``, so the score covers the whole range)."""
 
     def __init__(self, images: Sequence[Tensor], kernels: KernelPool, crop: int = 128,
-                 sigma: float = 0.01, mode: str = "circular", quantize: bool = False, seed: int = 12345):
-        super().__init__(images, kernels, crop, len(images), sigma, mode, quantize, seed)
+                 sigma: float | Sequence[float] = 0.01, mode: str = "circular", quantize: bool = False,
+                 seed: int = 12345, sigma_spacing: str = "linear"):
+        super().__init__(images, kernels, crop, len(images), sigma, mode, quantize, seed, sigma_spacing)
         self.length = len(self.images)
+
+    def level(self, index: int) -> float:
+        """Validation pair ``index``'s noise level."""
+        return spaced_sigma(self.sigma, int(index) / max(1, self.length - 1), self.sigma_spacing)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + int(index))
@@ -231,4 +269,4 @@ class ValidationPairs(BlurPairs):
         size = self.crop + self.pad
         h, w = im.shape[-2:]
         x = im[:, (h - size) // 2 : (h - size) // 2 + size, (w - size) // 2 : (w - size) // 2 + size]
-        return self._pair(x, gen)
+        return self._pair(x, gen, self.level(index))
