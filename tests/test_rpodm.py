@@ -99,6 +99,61 @@ def test_shared_noise_conditioned_denoiser_starts_as_the_plain_net():
     assert len(model.denoisers) == 1 and model(x, torch.ones(3, 3) / 9, 0.01).shape == x.shape
 
 
+def test_noise_input_stages_start_as_the_plain_model_then_follow_sigma(tmp_path):
+    """Zero-initialised noise maps: a noise-adaptive model initialised from a plain one restores exactly as it;
+    once the map's weights move, the output depends on the given sigma (per batch item, colour included)."""
+    from podm_cli.models.rpodm_weights import initialise_from
+
+    cfg = {"stages": 2, "denoiser": SMALL, "prior": {"name": "lp_dct", "lam": 1e-4}}
+    torch.manual_seed(0)
+    plain = RPODM(**cfg).eval()
+    path = export_weights(plain, cfg, tmp_path / "plain.pt", half=False)
+    adaptive = RPODM(**cfg, noise_input=True, mu_mode="hypernet").eval()
+    report = initialise_from(adaptive, path)
+    assert {k.split(".")[0] for k in report["kept"]} == {"hypernet"}
+    _, y, k = _problem()
+    y, k = y.float(), k.float()
+    sigma = torch.tensor([0.01, 0.02])
+    with torch.no_grad():
+        torch.testing.assert_close(adaptive(y, k, sigma), plain(y, k, sigma), rtol=0, atol=1e-6)
+        first = adaptive.denoisers[0].net.model[0].weight
+        first[:, -1].normal_(0, 0.1)  # the noise map's input channel
+        a = adaptive(y, k, sigma)
+        b = adaptive(y, k, torch.tensor([0.01, 0.03]))
+    assert torch.equal(a[0], b[0]) and float((a[1] - b[1]).abs().max()) > 1e-4
+    with torch.no_grad():
+        colour = adaptive(y.expand(-1, 3, -1, -1), k, sigma)
+    torch.testing.assert_close(colour[:, 1:2], a, rtol=1e-5, atol=1e-5)
+    with pytest.raises(InputError, match="noise"):
+        adaptive.denoise(0, y)
+    with pytest.raises(InputError, match="stages"):
+        initialise_from(RPODM(stages=3, denoiser=SMALL), path)
+
+
+def test_training_step_on_valid_data_trains_through_the_adjusted_boundary():
+    """The Lightning module builds the batch's DataTerm as the method does: with boundary=adjust the loss
+    reaches every learned part (stage nets and their noise maps, mu, the hyper-network, G) and the restored
+    crop is the observation's size."""
+    from podm_cli.training.module import RPODMModule, restoration_loss
+
+    x, _, k = _problem(n=2, size=40)
+    y = torch.cat([Blur(k[i, 0], "valid")(x[i : i + 1]) for i in range(2)]).float()
+    module = RPODMModule({"stages": 2, "denoiser": SMALL, "prior": {"name": "lp_dct"}, "noise_input": True,
+                          "mu_mode": "hypernet"}, mode="valid", boundary={"boundary": "adjust", "start": "edgetaper"})
+    module.model.denoisers[0].net.model[0].weight.data[:, -1] = 0.05
+    data = module.data_term(y, k.float())
+    assert data.adjusting and data.grid == (40, 40)
+    sharp = x[:, :, 3:-3, 3:-3].float()
+    batch = {"blurred": y, "sharp": sharp, "kernel": k.float(), "sigma": torch.tensor([0.01, 0.02])}
+    outs = module.restore(batch["blurred"], batch["kernel"], batch["sigma"])
+    assert [tuple(o.shape) for o in outs] == [tuple(y.shape)] * 2
+    restoration_loss("l1", outs[-1], sharp).backward()
+    named = dict(module.model.named_parameters())
+    for name in ("log_mu", "hypernet.2.weight", "g_lam", "denoisers.1.net.model.0.weight"):
+        assert float(named[name].grad.abs().sum()) > 0, name
+    assert float(named["denoisers.0.net.model.0.weight"].grad[:, -1].abs().sum()) > 0
+
+
 def test_colour_images_go_channel_by_channel():
     model = RPODM(stages=2, denoiser=SMALL).eval()
     x = torch.rand(1, 3, 32, 32)

@@ -1,9 +1,11 @@
 """RPODM (Liu et al., NeurIPS 2018): the relaxed PODM cascade with end-to-end trained stages.
 
 Runs a model trained by ``podm train`` (:class:`podm_cli.models.RPODM`, exported by
-:func:`podm_cli.models.rpodm_weights.export_weights`). The default weights are podm's own model for the ``levin``
-protocol (``src/podm_cli/assets/rpodm_levin.pt``, trained by ``podm train +experiment=levin_cpu``; command,
-hardware, wall time and validation curve in docs/training.md). Any other export: ``weights=PATH``. Files are
+:func:`podm_cli.models.rpodm_weights.export_weights`). The default weights are podm's noise-adaptive model for
+real data (``src/podm_cli/assets/rpodm_real.pt``, trained by ``podm train +experiment=realistic_cpu`` on
+``valid`` blurs with noise in [1, 8]/255 and 8-bit rounding, the F step adjusting the boundary); the earlier
+circular-only model for the ``levin`` protocol stays selectable as ``weights=asset:rpodm_levin.pt``. Command,
+hardware, wall time and validation curves: docs/training.md. Any other export: ``weights=PATH``. Files are
 read with ``torch.load(weights_only=True)``.
 
 Colour images go channel by channel through the grey stages; ``valid`` data go through the model's
@@ -24,11 +26,11 @@ from podm_cli.paths import asset_path, resolve_model_path
 
 __all__ = ["DEFAULT_WEIGHTS", "RPODMMethod", "default_weights_path"]
 
-DEFAULT_WEIGHTS = "rpodm_levin.pt"
+DEFAULT_WEIGHTS = "rpodm_real.pt"
 
 
 def default_weights_path() -> Path:
-    """The committed model trained by podm for the ``levin`` protocol."""
+    """The committed default model (noise-adaptive, trained on realistic ``valid`` pairs)."""
     return asset_path(DEFAULT_WEIGHTS)
 
 
@@ -42,8 +44,8 @@ class RPODMMethod(Method):
     ``lambda``, step ``gamma = 1/L`` and ``alpha`` (``g_lam``, ``g_step``, ``g_alpha``).
 
     Args:
-        weights: an exported ``.pt`` (``podm train`` writes ``<run dir>/rpodm.pt``); ``None`` = podm's model
-            for ``levin``.
+        weights: an exported ``.pt`` (``podm train`` writes ``<run dir>/rpodm.pt``) or ``asset:NAME``;
+            ``None`` = podm's default model (``rpodm_real.pt``).
         clip: clip the estimate to [0, 1].
     """
 
@@ -64,7 +66,7 @@ class RPODMMethod(Method):
 
     def missing(self, data_root: Path) -> str | None:
         p = self.weights_path
-        return None if p.is_file() else f"rpodm needs its trained weights {p} (train them: podm train +experiment=levin)"
+        return None if p.is_file() else f"rpodm needs its trained weights {p} (train them: podm train +experiment=realistic)"
 
     @property
     def model(self):

@@ -1,0 +1,87 @@
+"""Realistic training pairs (valid blur, a noise range, 8-bit rounding): they are what they claim."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from podm_cli.errors import InputError
+from podm_cli.physics import Blur, valid_offset
+from podm_cli.training.pairs import BlurPairs, KernelPool, ValidationPairs, spaced_sigma
+
+IMAGES = [torch.rand(1, 90, 100, generator=torch.Generator().manual_seed(s)) for s in range(3)]
+
+
+def _delta_pool(size: int = 9) -> KernelPool:
+    delta = torch.zeros(3, 3, dtype=torch.float64)
+    delta[1, 1] = 1.0
+    return KernelPool([delta], kernel_size=size, real_fraction=1.0)
+
+
+def test_valid_pairs_observe_an_enlarged_crop_without_any_boundary_assumption():
+    """The blurred item is exactly the `valid` blur of a crop larger by the kernel, whose centre is `sharp`."""
+    pool = KernelPool([], kernel_size=11, real_fraction=0.0)
+    pairs = BlurPairs(IMAGES, pool, crop=40, length=3, sigma=0.0, mode="valid")
+    item = pairs[1]
+    y, x, k = item["blurred"], item["sharp"], item["kernel"][0]
+    assert y.shape == x.shape == (1, 40, 40) and k.shape == (11, 11)
+    # rebuild the enlarged crop: the pair's sharp sits at the valid offset inside it
+    found = False
+    for im in IMAGES:
+        for rot in range(4):
+            for flip in (False, True):
+                v = torch.rot90(im, rot, (1, 2))
+                v = v.flip(-1) if flip else v
+                hits = (v.unfold(1, 40, 1).unfold(2, 40, 1) - x[0]).abs().amax((-1, -2))[0] < 1e-7
+                for t, left in hits.nonzero().tolist():
+                    oy, ox = valid_offset(11, 11)
+                    big = v[:, t - oy : t - oy + 50, left - ox : left - ox + 50]
+                    if big.shape[-2:] == (50, 50):
+                        found = True
+                        torch.testing.assert_close(Blur(k, "valid")(big[None])[0], y, rtol=0, atol=1e-5)
+    assert found
+
+
+@pytest.mark.parametrize("quantize", [False, True])
+def test_noise_level_of_each_pair_is_recovered(quantize):
+    """With an identity kernel the residual is the noise (plus 8-bit rounding, variance 1/12 of a step^2)."""
+    pairs = BlurPairs(IMAGES, _delta_pool(), crop=48, length=40, sigma=[0.005, 0.03], mode="valid",
+                      quantize=quantize, sigma_spacing="log")
+    rounding = 1 / (12 * 255**2) if quantize else 0.0
+    for i in range(0, 40, 8):
+        item = pairs[i]
+        s = float(item["sigma"])
+        assert 0.005 <= s <= 0.03
+        inside = (item["sharp"] > 0.1) & (item["sharp"] < 0.9)  # no clipping by the rounding to [0, 1]
+        res = (item["blurred"] - item["sharp"])[inside]
+        want = math.sqrt(s**2 + rounding)
+        assert abs(float(res.std()) - want) < 0.08 * want
+        if quantize:
+            assert torch.equal(torch.round(item["blurred"] * 255), item["blurred"] * 255)
+
+
+def test_log_spacing_puts_as_many_levels_below_the_geometric_mean_as_above():
+    pairs = BlurPairs(IMAGES, _delta_pool(), crop=16, length=400, sigma=[0.004, 0.032], sigma_spacing="log")
+    levels = torch.tensor([float(pairs[i]["sigma"]) for i in range(400)])
+    below = float((levels < math.sqrt(0.004 * 0.032)).float().mean())
+    assert 0.42 < below < 0.58  # linear spacing would put 29 % below the geometric mean
+    assert spaced_sigma([0.004, 0.032], 0.0, "log") == pytest.approx(0.004)
+    assert spaced_sigma([0.004, 0.032], 1.0, "log") == pytest.approx(0.032)
+
+
+def test_validation_ladder_covers_the_whole_range_and_is_fixed():
+    pool = KernelPool([], kernel_size=7, real_fraction=0.0)
+    val = ValidationPairs(IMAGES, pool, crop=32, sigma=[0.004, 0.032], mode="valid", sigma_spacing="log")
+    assert [round(val.level(i), 6) for i in range(3)] == [0.004, round(math.sqrt(0.004 * 0.032), 6), 0.032]
+    assert float(val[2]["sigma"]) == pytest.approx(0.032)
+    again = ValidationPairs(IMAGES, pool, crop=32, sigma=[0.004, 0.032], mode="valid", sigma_spacing="log")
+    assert torch.equal(val[1]["blurred"], again[1]["blurred"]) and torch.equal(val[1]["kernel"], again[1]["kernel"])
+
+
+def test_bad_noise_settings_are_input_errors():
+    with pytest.raises(InputError, match="spacing"):
+        BlurPairs(IMAGES, _delta_pool(), crop=16, sigma=[0.01, 0.02], sigma_spacing="cubic")
+    with pytest.raises(InputError, match="low <= high"):
+        BlurPairs(IMAGES, _delta_pool(), crop=16, sigma=[0.02, 0.01])
