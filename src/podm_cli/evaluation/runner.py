@@ -417,7 +417,9 @@ class _progress:
 
     def describe(self, text: str) -> None:
         if self.enabled:
-            self._bar.update(self._task, description=text)
+            from rich.markup import escape  # levin[sigma=0.02] is a name, not markup
+
+            self._bar.update(self._task, description=escape(text))
 
     def advance(self, n: int) -> None:
         if self.enabled:
