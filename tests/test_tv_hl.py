@@ -276,8 +276,8 @@ def test_noise_adaptive_weights_and_bad_parameters():
     assert TV(lam=1000.0, sigma_ref=0.01, sigma_power=2).weight(torch.tensor([0.02])).tolist() == [250.0]
     assert TV(lam=1000.0, sigma_ref=0.01).weight(torch.tensor([0.04])).tolist() == [125.0]  # power 1.5
     assert HyperLaplacian(lam=2000.0, sigma_ref=0.01).weight(torch.tensor([0.0025])).tolist() == [16000.0]
-    with pytest.raises(InputError):
-        TV(sigma_ref=0.01)(torch.rand(1, 1, 16, 16), torch.ones(3, 3) / 9, 0.0)
+    with pytest.raises(InputError):  # sigma 0 is floored (tests/test_noise_sweep.py); a negative one is an error
+        TV(sigma_ref=0.01)(torch.rand(1, 1, 16, 16), torch.ones(3, 3) / 9, -0.01)
     for bad in ({"lam": -1.0}, {"max_iter": 0}, {"gamma": 2.0}):
         with pytest.raises(InputError):
             TV(**bad)(torch.rand(1, 1, 16, 16), torch.ones(3, 3) / 9, 0.01)

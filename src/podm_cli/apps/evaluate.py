@@ -28,20 +28,23 @@ def build_methods(cfg: DictConfig) -> dict:
 
 
 def apply_suite(cfg: DictConfig) -> tuple[list[str], object, bool]:
-    """The datasets and image limits of this run, filling ``cfg.methods`` from the suite when it is null.
+    """The datasets and image limits of this run, filling ``cfg.methods`` and ``cfg.sigma`` from the suite
+    when they are null.
 
-    ``suite`` (``cpu``: sized for 30 minutes on 2 CPU cores; ``full``: the whole table) gives the methods
-    and datasets (with per-dataset image counts) that ``methods=`` / ``datasets=`` do not name; ``limit=``
-    caps every dataset. Returns (dataset names, limit: a number, None or ``{name: number}``, whether the
-    run is the suite's own default).
+    ``suite`` (``cpu``: sized for 30 minutes on 2 CPU cores; ``full``: the whole table; ``noise``: the noise
+    sweep) gives the methods, datasets (with per-dataset image counts) and noise levels (``sigma``) that
+    ``methods=`` / ``datasets=`` / ``sigma=`` do not name; ``limit=`` caps every dataset. Returns (dataset
+    names, limit: a number, None or ``{name: number}``, whether the run is the suite's own default).
     """
     suites = OmegaConf.to_container(cfg.suites, resolve=True)
     if cfg.suite not in suites:
         raise PodmError(f"unknown suite '{cfg.suite}' (suites: {', '.join(suites)})")
     suite = suites[cfg.suite]
-    is_default = cfg.methods is None and cfg.datasets is None and cfg.limit is None
+    is_default = cfg.methods is None and cfg.datasets is None and cfg.limit is None and cfg.sigma is None
     if cfg.methods is None:
         cfg.methods = suite.get("methods")  # null: every configured method
+    if cfg.sigma is None:
+        cfg.sigma = suite.get("sigma")  # null: every protocol at its own noise level
     if cfg.datasets is not None:
         names, limit = list(cfg.datasets), cfg.limit
     else:
@@ -74,13 +77,14 @@ def record_boundaries(outcome, methods: dict) -> list[str]:
 
 def main(cfg: DictConfig) -> None:
     from podm_cli.evaluation.report import print_table, write_reports
-    from podm_cli.evaluation.runner import EvalRunner, describe_plan, resolve_datasets
+    from podm_cli.evaluation.runner import EvalRunner, describe_plan, noise_levels, resolve_datasets
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     if cfg.resume and not (out_dir / "per_image.csv").is_file():
         raise PodmError(f"resume=true: {out_dir} holds no earlier run to continue (no per_image.csv); pass "
                         f"hydra.run.dir=<the directory of the interrupted run>")
     names, limit, is_default = apply_suite(cfg)
+    sigmas = noise_levels(OmegaConf.to_container(cfg.sigma) if OmegaConf.is_config(cfg.sigma) else cfg.sigma)
     unknown = [d for d in names if d not in PROTOCOLS]
     if unknown:
         raise PodmError(f"unknown dataset '{unknown[0]}' (protocols: {', '.join(PROTOCOLS)})")
@@ -90,7 +94,7 @@ def main(cfg: DictConfig) -> None:
         raise PodmError(f"limit must be >= 1 (or null for every image), got {cfg.limit}")
     methods = build_methods(cfg)
     root = data_root(cfg.data.root)
-    datasets, notices = resolve_datasets(names, root, limit)
+    datasets, notices = resolve_datasets(names, root, limit, sigmas)
     plan, _ = describe_plan(list(methods), datasets, device)
     print(plan, flush=True)
     if is_default and cfg.suite == "cpu":

@@ -63,6 +63,7 @@ class EvalConfig:
     suite: str = "cpu"
     suites: Dict[str, Any] = field(default_factory=dict)
     limit: Optional[int] = None
+    sigma: Any = None  # null: each protocol's own noise level; a level on [0, 1] or a list of them (a sweep)
     resume: bool = False
     device: str = "auto"
     batch_size: int = 8

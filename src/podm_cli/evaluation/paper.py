@@ -50,12 +50,18 @@ PAPER_COLUMN = {
 def paper_numbers(method: str, protocol: str) -> tuple[float | None, float | None]:
     """The paper's (PSNR, SSIM) for ``method`` in the column matching ``protocol`` (None if absent).
 
-    >>> paper_numbers("tv", "levin_valid")
-    (29.38, 0.88)
-    >>> paper_numbers("fdn", "levin")
-    (None, None)
+    The paper ran one noise level (1 %): a variant at another level (``levin_valid_whole[sigma=0.02]``, a
+    noise sweep) has no paper number; another noise draw of the same level (``levin[seed=1]``) keeps it.
+
+    >>> paper_numbers("tv", "levin_valid"), paper_numbers("tv", "levin[seed=1]")
+    ((29.38, 0.88), (29.38, 0.88))
+    >>> paper_numbers("fdn", "levin"), paper_numbers("tv", "levin_valid_whole[sigma=0.02]")
+    ((None, None), (None, None))
     """
-    column = PAPER_COLUMN.get(protocol.split("[", 1)[0])  # "levin[sigma=0.02]" is still a Levin variant
+    base, _, extras = protocol.partition("[")
+    if any(extra.strip().startswith("sigma=") for extra in extras.rstrip("]").split(",")):
+        return None, None
+    column = PAPER_COLUMN.get(base)
     if column is None:
         return None, None
     return PAPER_TABLE[column].get(method, (None, None))

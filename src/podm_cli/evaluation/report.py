@@ -15,17 +15,20 @@ def _fmt(value, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def table_cells(rows: list[dict]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+def table_blocks(rows: list[dict]) -> tuple[list[str], list[list[tuple[str, list[str]]]]]:
     """Paper-shaped table: rows metric x dataset, columns methods; each cell 'ours (paper value)'.
 
-    Where a row has a published number (Kruse et al. 2017: ``levin_real``, ``sun``), a row labelled
-    ``published: Kruse et al. 2017`` follows the dataset's PSNR row with those numbers under each method.
+    One block of rows per protocol, in the run's order (a noise sweep: one block per level, since each
+    level is its own protocol name). Where a row has a published number (Kruse et al. 2017: ``levin_real``,
+    ``sun``), a row labelled ``published: Kruse et al. 2017`` follows the dataset's PSNR row with those
+    numbers under each method.
     """
     methods = list(dict.fromkeys(r["method"] for r in rows))
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     by_key = {(r["method"], r["dataset"]): r for r in rows}
-    body = []
+    blocks = []
     for dataset in datasets:
+        body = []
         for metric, digits in (("psnr", 2), ("ssim", 3)):
             cells = []
             for method in methods:
@@ -41,7 +44,14 @@ def table_cells(rows: list[dict]) -> tuple[list[str], list[tuple[str, list[str]]
             if metric == "psnr" and any(published):
                 cells = [_fmt(p["psnr"] if p else None, digits) for p in published]
                 body.append((f"PSNR {dataset} published: {PUBLISHED_SOURCE}", cells))
-    return methods, body
+        blocks.append(body)
+    return methods, blocks
+
+
+def table_cells(rows: list[dict]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """:func:`table_blocks` as one list of (label, cells) rows."""
+    methods, blocks = table_blocks(rows)
+    return methods, [line for block in blocks for line in block]
 
 
 def table_legend(rows: list[dict]) -> list[str]:
@@ -49,6 +59,9 @@ def table_legend(rows: list[dict]) -> list[str]:
     lines = []
     if any(r.get("paper_psnr") is not None for r in rows):
         lines.append("paper = Liu et al. 2018 (NeurIPS), Table 1 (synthetic Levin / Sun columns)")
+    if any("sigma=" in r["dataset"] for r in rows):
+        lines.append("no paper or published number beside a protocol at another noise level ([sigma=...]): "
+                     "they were measured at the protocol's own level only")
     published = [r for r in rows if r.get("published")]
     if published:
         lines.append(f"published: {PUBLISHED_SOURCE} = {PUBLISHED_REFERENCE}; "
@@ -61,28 +74,31 @@ def table_legend(rows: list[dict]) -> list[str]:
 
 def print_table(rows: list[dict], skipped: list, notices: list[str]) -> None:
     from rich.console import Console
+    from rich.markup import escape  # protocol names carry brackets (levin[sigma=0.02]): never markup
     from rich.table import Table
 
     console = Console()
-    methods, body = table_cells(rows)
+    methods, blocks = table_blocks(rows)
     table = Table(title="podm eval — ours (paper) and published numbers, labelled", show_lines=False)
     table.add_column("metric / protocol")
     for method in methods:
-        table.add_column(method, justify="right")
-    for label, cells in body:
-        table.add_row(label, *cells)
+        table.add_column(escape(method), justify="right")
+    for block in blocks:  # one section per protocol (per noise level in a sweep)
+        for i, (label, cells) in enumerate(block):
+            table.add_row(escape(label), *cells, end_section=i == len(block) - 1)
     console.print(table)
     for line in table_legend(rows):
-        console.print(f"  {line}", highlight=False)
+        console.print(f"  {escape(line)}", highlight=False)
+    width = max((len(row["dataset"]) for row in rows), default=15)
     for row in rows:
-        console.print(
-            f"  {row['method']:<8} {row['dataset']:<15} n={row['n_images']:<4} "
+        console.print(escape(
+            f"  {row['method']:<8} {row['dataset']:<{width}} n={row['n_images']:<4} "
             f"{row['seconds_per_image']:.3f} s/image  source: {row['source']}"
-        )
+        ))
     for item in skipped:
-        console.print(f"[yellow]skipped {item.method}: {item.reason}[/yellow]")
+        console.print(f"[yellow]skipped {escape(item.method)}: {escape(item.reason)}[/yellow]")
     for notice in notices:
-        console.print(f"[yellow]note: {notice}[/yellow]")
+        console.print(f"[yellow]note: {escape(notice)}[/yellow]")
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -143,11 +159,22 @@ def _strip_png(out_dir: Path, dataset: str, example: dict) -> str | None:
         ax.axis("off")
     fig.suptitle(f"{dataset}: {example.get('_name', '')} (centre crop)", fontsize=10)
     fig.tight_layout()
-    name = f"strip_{dataset}.png"
+    name = f"strip_{file_stem(dataset)}.png"
     with atomic_path(out_dir / name) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return name
+
+
+def file_stem(protocol: str) -> str:
+    """A protocol name as a plain file name part (no brackets, commas or ``=``).
+
+    >>> file_stem("levin"), file_stem("levin_valid_whole[sigma=0.02,seed=1]")
+    ('levin', 'levin_valid_whole_sigma-0.02_seed-1')
+    """
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", protocol.replace("=", "-")).strip("_")
 
 
 def inline_markdown(text: str) -> str:

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from podm_cli import __version__
-from podm_cli.data.datasets import make_dataset
-from podm_cli.errors import DataNotFoundError, PodmError
+from podm_cli.data.datasets import SyntheticDataset, make_dataset
+from podm_cli.errors import DataNotFoundError, InputError, PodmError
 from podm_cli.evaluation.records import ImageRecord, PerImageCSV, summarise
 from podm_cli.methods.base import Method
 from podm_cli.metrics import score
@@ -41,24 +41,61 @@ class EvalOutcome:
     examples: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # dataset -> label -> image
 
 
-def resolve_datasets(names: list[str], root: Path | None, limit) -> tuple[list, list[str]]:
+def noise_levels(value) -> list[float] | None:
+    """``podm eval``'s ``sigma``: None, a noise level on [0, 1] or a list of them, as a list of distinct
+    floats (None: every protocol at its own level). Raises :class:`InputError` for anything else.
+
+    >>> noise_levels(0.02), noise_levels([0.005, 0.01, 0.01, 1]), noise_levels(None)
+    ([0.02], [0.005, 0.01, 1.0], None)
+    """
+    if value is None:
+        return None
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    ok = bool(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+                              for v in values)  # NaN fails 0 <= v
+    if not ok:
+        raise InputError(f"sigma must be a noise level on [0, 1] or a non-empty list of them (e.g. sigma=0.02 or "
+                         f"'sigma=[0.01,0.02]'), got {value!r}")
+    return list(dict.fromkeys(float(v) for v in values))
+
+
+def _at_level(dataset, level: float | None):
+    """Say in ``dataset.note`` what a noise level other than the protocol's own means for it."""
+    if level is not None and dataset.protocol != dataset.protocol.split("[", 1)[0]:
+        what = (f"Gaussian noise of std {level:g} instead of the protocol's level"
+                if isinstance(dataset, SyntheticDataset)
+                else f"the captured images are unchanged; {level:g} is only the noise level given to methods")
+        dataset.note = f"{dataset.note} -- here sigma={level:g}: {what}"
+    return dataset
+
+
+def resolve_datasets(names: list[str], root: Path | None, limit, sigmas: list[float] | None = None
+                     ) -> tuple[list, list[str]]:
     """Build the datasets, replacing an absent real ``sun`` by ``sun_substitute`` (said in a notice).
 
-    ``limit``: None, a number of images for every dataset, or ``{name: number or None}``. Each dataset
-    gets ``n_total`` (its size without a limit); a subset is said in a notice (not comparable with
-    published numbers). Raises :class:`DataNotFoundError` for any other missing data, before any method runs.
+    ``limit``: None, a number of images for every dataset, or ``{name: number or None}``. ``sigmas``
+    (:func:`noise_levels`): every dataset once per noise level, in that order within each dataset; a level
+    other than a protocol's own renames it (``levin_valid_whole[sigma=0.02]``, see
+    :func:`~podm_cli.data.datasets.make_dataset`), so its results never mix with the protocol's. On the
+    captured ``levin_real`` / released ``sun`` data the level is only the input sigma given to methods.
+    Each dataset gets ``n_total`` (its size without a limit); a subset is said in a notice (not comparable
+    with published numbers). Raises :class:`DataNotFoundError` for any other missing data, before any
+    method runs.
     """
     datasets, notices = [], []
+    levels = sigmas if sigmas else [None]
 
-    def build(name: str, limit_of: str):
+    def build(name: str, limit_of: str) -> list:
         n = limit.get(limit_of) if isinstance(limit, dict) else limit
-        dataset = make_dataset(name, root, limit=n)
-        dataset.n_total = len(make_dataset(name, root)) if n is not None else len(dataset)
-        return dataset
+        total = len(make_dataset(name, root)) if n is not None else None
+        built = [_at_level(make_dataset(name, root, sigma=level, limit=n), level) for level in levels]
+        for dataset in built:
+            dataset.n_total = total if total is not None else len(dataset)
+        return built
 
     for name in dict.fromkeys(names):  # keep order, drop repeats
         try:
-            datasets.append(build(name, name))
+            datasets += build(name, name)
         except DataNotFoundError:
             if name != "sun":
                 raise
@@ -67,11 +104,22 @@ def resolve_datasets(names: list[str], root: Path | None, limit) -> tuple[list, 
                 "which is NOT comparable with published Sun numbers"
             )
             if "sun_substitute" not in names:
-                datasets.append(build("sun_substitute", "sun"))
+                datasets += build("sun_substitute", "sun")
+    unique: dict[str, object] = {}
+    for dataset in datasets:  # one per protocol name (sigma=0.01 on levin is levin itself)
+        unique.setdefault(dataset.protocol, dataset)
+    datasets = list(unique.values())
     for dataset in datasets:
         if len(dataset) < dataset.n_total:
             notices.append(f"SUBSET: {dataset.protocol} {len(dataset)} of {dataset.n_total} images: not "
                            f"comparable with the paper")
+    if sigmas:
+        captured = dict.fromkeys(d.protocol.split("[", 1)[0] for d in datasets
+                                 if not isinstance(d, SyntheticDataset))
+        notices.append(f"noise sweep: every dataset at sigma {', '.join(f'{s:g}' for s in sigmas)} (a level other "
+                       f"than a protocol's own is in its name)"
+                       + (f"; on captured data ({', '.join(captured)}) the level is only the input sigma given "
+                          f"to methods" if captured else ""))
     return datasets, notices
 
 
@@ -369,7 +417,9 @@ class _progress:
 
     def describe(self, text: str) -> None:
         if self.enabled:
-            self._bar.update(self._task, description=text)
+            from rich.markup import escape  # levin[sigma=0.02] is a name, not markup
+
+            self._bar.update(self._task, description=escape(text))
 
     def advance(self, n: int) -> None:
         if self.enabled:

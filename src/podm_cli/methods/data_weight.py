@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from podm_cli.errors import InputError
+from podm_cli.optim.schedules import MIN_NOISE_SIGMA
 from podm_cli.physics import item_weight
 
 __all__ = ["data_weight", "noise_scaled"]
@@ -20,20 +21,29 @@ def noise_scaled(
     weight: float, sigma_ref: float | None, sigma: Tensor, who: str, power: float = 1.5
 ) -> Tensor | float:
     """Data weight for noise levels ``sigma`` (``(N,)``): ``weight`` itself if ``sigma_ref`` is None, else
-    ``weight * (sigma_ref / sigma)^power`` per image, i.e. ``weight`` is the value at noise level
-    ``sigma_ref``.  MAP reasoning (likelihood weight ``1 / sigma^2`` at a fixed prior weight) gives
-    ``power = 2``; the TV/HL sweep (``docs/tv_hl_weights.md``) found the best weights at 2 % noise to be
-    ``2^-1.5`` times those at 1 %, hence the default 1.5.
+    ``weight * (sigma_ref / max(sigma, MIN_NOISE_SIGMA))^power`` per image, i.e. ``weight`` is the value at
+    noise level ``sigma_ref``.  MAP reasoning (likelihood weight ``1 / sigma^2`` at a fixed prior weight)
+    gives ``power = 2``; the TV/HL sweep (``docs/tv_hl_weights.md``) found the best weights at 2 % noise to
+    be ``2^-1.5`` times those at 1 %, hence the default 1.5.
+
+    A noise level below :data:`~podm_cli.optim.schedules.MIN_NOISE_SIGMA` (0.255/255, about the rounding
+    noise of an 8-bit image, 1/(255 sqrt 12) = 0.29/255) counts as that floor, so a clean or noise-free
+    input (sigma 0) gets a large but finite weight (about 32 times the 1 % one) instead of an unregularised
+    inverse filter.
 
     >>> noise_scaled(1000.0, 0.01, torch.tensor([0.01, 0.04]), "tv").tolist()
     [1000.0, 125.0]
+    >>> noise_scaled(1000.0, 0.01, torch.tensor([0.0]), "tv").tolist() == noise_scaled(
+    ...     1000.0, 0.01, torch.tensor([MIN_NOISE_SIGMA]), "tv").tolist()
+    True
     """
     if sigma_ref is None:
         return weight
     sigma = torch.as_tensor(sigma).reshape(-1)
-    if not torch.isfinite(sigma).all() or (sigma <= 0).any():
-        raise InputError(f"{who}: noise-adaptive weights (sigma_ref set) need sigma > 0, got {sigma.tolist()}")
-    return weight * (sigma_ref / sigma) ** power
+    if not torch.isfinite(sigma).all() or (sigma < 0).any():
+        raise InputError(f"{who}: noise-adaptive weights (sigma_ref set) need finite sigma >= 0, got "
+                         f"{sigma.tolist()}")
+    return weight * (sigma_ref / sigma.clamp_min(MIN_NOISE_SIGMA)) ** power
 
 
 def data_weight(value, like: Tensor, who: str) -> Tensor:

@@ -321,8 +321,10 @@ class HyperLaplacian(Method):
         Continuation of the splitting weight ``beta = beta0 * beta_rate^k < beta_max`` (the paper's
         ``beta_0``, ``beta_Inc``, ``beta_Max``) and w/x alternations per beta (the paper's ``T``).
     sigma_ref, sigma_power
-        ``sigma_ref=None`` (default): ``lam`` is used as is.  A number: ``lam`` is the weight at noise level
-        ``sigma_ref``, rescaled per image as ``lam * (sigma_ref / sigma)^sigma_power`` (1.5, measured).
+        A number (0.01 in ``configs/method/hl.yaml``, what ``podm eval`` / ``podm deblur`` use): ``lam`` is
+        the weight at noise level ``sigma_ref``, rescaled per image as
+        ``lam * (sigma_ref / max(sigma, MIN_NOISE_SIGMA))^sigma_power`` (1.5, measured).  ``sigma_ref=None``
+        (the constructor's default, for sweeps of the raw weight): ``lam`` as is.
 
     The estimate after each beta step is a stage (``on_stage``).  After each call ``last_info`` holds an
     :class:`HLInfo` (objective per beta step, HQS energies).

@@ -140,10 +140,12 @@ class TV(Method):
         ADMM penalty (FTVd's ``beta``), multiplier step (``gamma``), stopping tolerance on the relative
         change, iteration cap (FTVd v4 defaults).
     sigma_ref, sigma_power
-        ``sigma_ref=None`` (default): ``lam`` is used as is, whatever the noise level (like the paper's
-        baselines).  A number: ``lam`` is the weight at noise level ``sigma_ref`` and is rescaled per image as
-        ``lam * (sigma_ref / sigma)^sigma_power`` (1.5 measured by the sweep; 2 is the MAP weighting of a
-        Gaussian likelihood at a fixed prior weight).
+        A number (0.01 in ``configs/method/tv.yaml``, what ``podm eval`` / ``podm deblur`` use): ``lam`` is
+        the weight at noise level ``sigma_ref`` and is rescaled per image as
+        ``lam * (sigma_ref / max(sigma, MIN_NOISE_SIGMA))^sigma_power`` (1.5 measured by the sweep; 2 is the
+        MAP weighting of a Gaussian likelihood at a fixed prior weight; the floor is 0.255/255).
+        ``sigma_ref=None`` (the constructor's default, for sweeps of the raw weight): ``lam`` as is, whatever
+        the noise level.
 
     Each ADMM iteration is a stage for the data term's ``adjust_after`` (``boundary="adjust"``); TV reports
     no stage estimates.  After each call ``last_info`` holds a :class:`TVInfo` (iterations, primal
