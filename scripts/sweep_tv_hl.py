@@ -30,6 +30,7 @@ import scipy.io
 import torch
 import torch.nn.functional as F
 
+from podm_cli.data.training_list import BSDS_TRAIN, clean_files
 from podm_cli.imageio import read_image
 from podm_cli.methods.hl import HyperLaplacian
 from podm_cli.methods.tv import TV
@@ -67,7 +68,7 @@ def make_problems(data: Path, n: int, crop: int, kernel_sizes: tuple[int, int], 
     Each kernel's longest side is shrunk to a size drawn uniformly from ``kernel_sizes = (lo, hi)`` (never
     enlarged); all are zero-padded to ``hi x hi`` for batching.
     """
-    files = sorted((data / "train" / "BSDS500" / "train").glob("*.jpg"))
+    files = clean_files(data, (BSDS_TRAIN,))  # BSDS500 train without 12003 (contains Set12's starfish)
     if len(files) < n:
         raise SystemExit(f"need {n} BSDS500 train images under {data}, found {len(files)}")
     rng = np.random.default_rng(seed)

@@ -1,9 +1,11 @@
 """The disjoint tuning set: where baselines' and PODM's free parameters are chosen, never on a test set.
 
-Images: grey (BT.601 luma) centre crops of BSDS500 *train* images, evenly spaced in sorted name order
-(never Levin, Sun, BSD68 = BSDS500 *val*, or Set12). Kernels: real camera-shake kernels of Schelten et
-al. 2015 (``train/kernels_schelten2015.mat``) with both sides <= ``max_kernel`` px, evenly spaced among
-those, negatives clipped, normalised, zero-padded to ``max_kernel`` x ``max_kernel``, one per image.
+Images (:func:`tuning_files`): grey (BT.601 luma) centre crops of BSDS500 *train* images of the clean
+list (:mod:`podm_cli.data.training_list`: without ``12003``, which contains Set12's starfish), evenly
+spaced in sorted name order (never Levin, Sun, BSD68 = BSDS500 *val*, or Set12). Kernels: real
+camera-shake kernels of Schelten et al. 2015 (``train/kernels_schelten2015.mat``) with both sides <=
+``max_kernel`` px, evenly spaced among those, negatives clipped, normalised, zero-padded to ``max_kernel``
+x ``max_kernel``, one per image.
 Observations: circular blur, Gaussian noise seeded per image (:func:`podm_cli.physics.image_seed`), float32;
 or (:meth:`TuningSet.observe_captured`) the conditions of a captured blur: ``valid`` blur by a *true*
 kernel, noise, 8-bit rounding, with the method given only an approximate kernel
@@ -26,9 +28,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["TuningSet", "approximate_kernels", "evenly", "load_tuning_set"]
+from podm_cli.data.training_list import BSDS_TRAIN, clean_files
 
-BSDS_TRAIN = "train/BSDS500/train"
+__all__ = ["TuningSet", "approximate_kernels", "evenly", "load_tuning_set", "tuning_files"]
+
 SCHELTEN = "train/kernels_schelten2015.mat"
 
 
@@ -118,6 +121,13 @@ class TuningSet:
         return f"{n} BSDS500-train crops {crop}x{crop}, Schelten kernels <= {kk} px, circular blur, sigma {sigma}"
 
 
+def tuning_files(root: str | os.PathLike, images: int = 16) -> list[Path]:
+    """The image files of the tuning set: ``images`` evenly spaced in the clean BSDS500-train list (199
+    images; names only, nothing is decoded)."""
+    files = clean_files(root, (BSDS_TRAIN,))
+    return [files[i] for i in evenly(len(files), images)]
+
+
 def load_tuning_set(root: str | os.PathLike, images: int = 16, crop: int = 128, max_kernel: int = 31) -> TuningSet:
     """The first ``images`` evenly spaced BSDS500-train crops with as many evenly spaced Schelten kernels."""
     import scipy.io
@@ -125,8 +135,7 @@ def load_tuning_set(root: str | os.PathLike, images: int = 16, crop: int = 128, 
     from podm_cli.imageio import read_image
 
     root = Path(root)
-    files = sorted((root / BSDS_TRAIN).glob("*.jpg"))
-    files = [files[i] for i in evenly(len(files), images)]
+    files = tuning_files(root, images)
     mats = scipy.io.loadmat(root / SCHELTEN)["kernels"].ravel()
     small = [np.asarray(k, dtype=np.float64) for k in mats if max(k.shape) <= max_kernel]
     small = [small[i] for i in evenly(len(small), images)]

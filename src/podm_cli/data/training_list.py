@@ -1,0 +1,58 @@
+"""The one clean list of images podm learns from: BSDS500 *train* + *test*, minus every image that contains
+a test image.
+
+Every model podm ships (RPODM, RTF, CSF, EPLL's GMM) is trained on images of this list, and every free
+parameter chosen on the disjoint tuning set (:mod:`podm_cli.data.tuning`) is chosen on images of its
+BSDS500 *train* part. BSDS500 *val* is never in it (68 of its 100 images are BSD68, a test set).
+
+:data:`CONTAINS_TEST_IMAGE` was found by content: a normalised cross-correlation of every Levin/Set12
+image's centre against every position of every BSDS500 train/test/val image
+(``tests/test_training_data.py``, slow) found Set12's starfish (``04.png``) inside BSDS500 train ``12003``
+and nothing else. This module only lists file names (it decodes nothing), so data and training code can
+both use it.
+
+Example (a throw-away folder in the BSDS500 layout)::
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for rel in ("train/BSDS500/train/2092.jpg", "train/BSDS500/train/12003.jpg",
+    ...             "train/BSDS500/test/100007.jpg", "train/BSDS500/test/notes.txt"):
+    ...     (root / rel).parent.mkdir(parents=True, exist_ok=True); (root / rel).touch()
+    >>> [f"{p.parent.name}/{p.name}" for p in clean_files(root)]
+    ['train/2092.jpg', 'test/100007.jpg']
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from podm_cli.data.locator import data_root, fetch_hint, require
+from podm_cli.errors import DataNotFoundError
+
+__all__ = ["BSDS_TEST", "BSDS_TRAIN", "BSDS_TRAIN_SETS", "CONTAINS_TEST_IMAGE", "clean_files"]
+
+BSDS_TRAIN = "train/BSDS500/train"
+BSDS_TEST = "train/BSDS500/test"
+#: The training sets, in the order their images are listed.
+BSDS_TRAIN_SETS = (BSDS_TRAIN, BSDS_TEST)
+#: ``{BSDS500 image stem: the test image it contains}`` (see the module docstring for how it was found).
+CONTAINS_TEST_IMAGE = {"12003": "Set12/04.png"}
+
+
+def clean_files(root: str | os.PathLike | None, sets: tuple[str, ...] = BSDS_TRAIN_SETS) -> list[Path]:
+    """The ``.jpg``/``.png`` files of ``sets`` (folders under the data root ``root``; ``None``: the
+    locator's), sorted by name within each set, sets in the given order, minus :data:`CONTAINS_TEST_IMAGE`.
+
+    A missing folder, or no image at all, raises :class:`~podm_cli.errors.DataNotFoundError` (one line).
+    """
+    root = data_root(root)
+    files = []
+    for rel in sets:
+        folder = require(root, rel, "training images", "train")
+        files += sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".png") and p.is_file()
+                        and p.stem not in CONTAINS_TEST_IMAGE)
+    if not files:
+        raise DataNotFoundError(f"training images not found: no image in {', '.join(sets)} under {root}; "
+                                f"{fetch_hint('train')}")
+    return files
