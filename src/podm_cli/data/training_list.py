@@ -13,13 +13,14 @@ both use it.
 
 Example (a throw-away folder in the BSDS500 layout)::
 
-    >>> import tempfile
+    >>> import shutil, tempfile
     >>> root = Path(tempfile.mkdtemp())
     >>> for rel in ("train/BSDS500/train/2092.jpg", "train/BSDS500/train/12003.jpg",
     ...             "train/BSDS500/test/100007.jpg", "train/BSDS500/test/notes.txt"):
     ...     (root / rel).parent.mkdir(parents=True, exist_ok=True); (root / rel).touch()
     >>> [f"{p.parent.name}/{p.name}" for p in clean_files(root)]
     ['train/2092.jpg', 'test/100007.jpg']
+    >>> shutil.rmtree(root)
 """
 
 from __future__ import annotations
