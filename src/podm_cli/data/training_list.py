@@ -31,7 +31,7 @@ from pathlib import Path
 from podm_cli.data.locator import data_root, fetch_hint, require
 from podm_cli.errors import DataNotFoundError
 
-__all__ = ["BSDS_TEST", "BSDS_TRAIN", "BSDS_TRAIN_SETS", "CONTAINS_TEST_IMAGE", "clean_files"]
+__all__ = ["BSDS_TEST", "BSDS_TRAIN", "BSDS_TRAIN_SETS", "CONTAINS_TEST_IMAGE", "clean_files", "clean_picks"]
 
 BSDS_TRAIN = "train/BSDS500/train"
 BSDS_TEST = "train/BSDS500/test"
@@ -57,3 +57,33 @@ def clean_files(root: str | os.PathLike | None, sets: tuple[str, ...] = BSDS_TRA
         raise DataNotFoundError(f"training images not found: no image in {', '.join(sets)} under {root}; "
                                 f"{fetch_hint('train')}")
     return files
+
+
+def clean_picks(root: str | os.PathLike | None, rel: str, positions) -> list[Path]:
+    """The files of set ``rel`` at ``positions`` (a callable ``n -> indices`` into the sorted listing of all
+    ``n`` files, excluded ones counted), each excluded file replaced by the next clean file not yet picked.
+
+    Counting the excluded files keeps every selection made before :data:`CONTAINS_TEST_IMAGE` was found
+    (the tuning set, the TV/HL sweep) exactly as it was when it never landed on one.
+
+    >>> import shutil, tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for stem in ("10", "12003", "13", "14"):
+    ...     (root / "set").mkdir(exist_ok=True); (root / "set" / f"{stem}.jpg").touch()
+    >>> [p.stem for p in clean_picks(root, "set", lambda n: [1, 3])]   # position 1 is 12003: the next clean
+    ['13', '14']
+    >>> [p.stem for p in clean_picks(root, "set", lambda n: [1, 2])]   # 13 already taken: 14
+    ['13', '14']
+    >>> shutil.rmtree(root)
+    """
+    folder = require(data_root(root), rel, "training images", "train")
+    listing = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".png") and p.is_file())
+    picked: list[Path] = []
+    for i in positions(len(listing)):
+        j = int(i)
+        while j < len(listing) and (listing[j].stem in CONTAINS_TEST_IMAGE or listing[j] in picked):
+            j += 1
+        if j == len(listing):
+            j = next(k for k, p in enumerate(listing) if p.stem not in CONTAINS_TEST_IMAGE and p not in picked)
+        picked.append(listing[j])
+    return picked

@@ -1,8 +1,7 @@
 """The disjoint tuning set: where baselines' and PODM's free parameters are chosen, never on a test set.
 
-Images (:func:`tuning_files`): grey (BT.601 luma) centre crops of BSDS500 *train* images of the clean
-list (:mod:`podm_cli.data.training_list`: without ``12003``, which contains Set12's starfish), evenly
-spaced in sorted name order (never Levin, Sun, BSD68 = BSDS500 *val*, or Set12). Kernels: real
+Images (:func:`tuning_files`): grey (BT.601 luma) centre crops of BSDS500 *train* images, evenly spaced in
+sorted name order, never ``12003`` (it contains Set12's starfish: :mod:`podm_cli.data.training_list`) (never Levin, Sun, BSD68 = BSDS500 *val*, or Set12). Kernels: real
 camera-shake kernels of Schelten et al. 2015 (``train/kernels_schelten2015.mat``) with both sides <=
 ``max_kernel`` px, evenly spaced among those, negatives clipped, normalised, zero-padded to ``max_kernel``
 x ``max_kernel``, one per image.
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from podm_cli.data.training_list import BSDS_TRAIN, clean_files
+from podm_cli.data.training_list import BSDS_TRAIN, clean_files, clean_picks
 
 __all__ = ["TuningSet", "approximate_kernels", "evenly", "load_tuning_set", "tuning_files"]
 
@@ -122,10 +121,12 @@ class TuningSet:
 
 
 def tuning_files(root: str | os.PathLike, images: int = 16) -> list[Path]:
-    """The image files of the tuning set: ``images`` evenly spaced in the clean BSDS500-train list (199
-    images; names only, nothing is decoded)."""
-    files = clean_files(root, (BSDS_TRAIN,))
-    return [files[i] for i in evenly(len(files), images)]
+    """The image files of the tuning set: ``images`` evenly spaced in the sorted BSDS500-train listing, an
+    excluded image (:data:`~podm_cli.data.training_list.CONTAINS_TEST_IMAGE`) replaced by the next clean one
+    (none of the default 16 or 8 is excluded, so they are the crops every documented choice was made on;
+    names only, nothing is decoded)."""
+    n_clean = len(clean_files(root, (BSDS_TRAIN,)))
+    return clean_picks(root, BSDS_TRAIN, lambda n: evenly(n, min(int(images), n_clean)))
 
 
 def load_tuning_set(root: str | os.PathLike, images: int = 16, crop: int = 128, max_kernel: int = 31) -> TuningSet:
