@@ -30,6 +30,7 @@ import scipy.io
 import torch
 import torch.nn.functional as F
 
+from podm_cli.data.training_list import BSDS_TRAIN, clean_files, clean_picks
 from podm_cli.imageio import read_image
 from podm_cli.methods.hl import HyperLaplacian
 from podm_cli.methods.tv import TV
@@ -67,11 +68,13 @@ def make_problems(data: Path, n: int, crop: int, kernel_sizes: tuple[int, int], 
     Each kernel's longest side is shrunk to a size drawn uniformly from ``kernel_sizes = (lo, hi)`` (never
     enlarged); all are zero-padded to ``hi x hi`` for batching.
     """
-    files = sorted((data / "train" / "BSDS500" / "train").glob("*.jpg"))
-    if len(files) < n:
-        raise SystemExit(f"need {n} BSDS500 train images under {data}, found {len(files)}")
     rng = np.random.default_rng(seed)
-    picks = rng.permutation(len(files))[:n]
+    n_clean = len(clean_files(data, (BSDS_TRAIN,)))
+    if n_clean < n:
+        raise SystemExit(f"need {n} BSDS500 train images under {data}, found {n_clean}")
+    # a seeded permutation of the whole listing, 12003 (contains Set12's starfish) replaced by a clean image
+    files = clean_picks(data, BSDS_TRAIN, lambda count: rng.permutation(count)[:n])
+    picks = range(n)
     raw_kernels = scipy.io.loadmat(data / "train" / "kernels_schelten2015.mat")["kernels"][0]
     kpicks = rng.permutation(len(raw_kernels))[:n]
     targets = rng.integers(kernel_sizes[0], kernel_sizes[1] + 1, size=n)

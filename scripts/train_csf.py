@@ -6,8 +6,10 @@
     OMP_NUM_THREADS=1 PODM_DATA=../shared/data python scripts/train_csf.py --kind 5x5 --stages 5 \
         --out src/podm_cli/assets/csf_5x5_sigma1.npz
 
-Training crops: BSDS500 train + test (grey); validation crops from other BSDS500 train/test images with
-other kernels; kernels: Schelten et al. 2015 (<= 35 px) and random motion trajectories, never Levin's.
+Training crops: the clean list (podm_cli.data.training_list: BSDS500 train + test without 12003, which
+contains Set12's starfish; grey); validation crops from other images of that list (:func:`split_images`:
+every 10th from the 6th) with other kernels; kernels: Schelten et al. 2015 (<= 35 px) and random motion
+trajectories, never Levin's.
 The model is checkpointed after every greedy stage; the log goes to ``--log`` (JSON) and stdout.
 
     python scripts/train_csf.py --compare asset:csf_pw_sigma1.npz asset:csf_5x5_sigma1.npz
@@ -27,7 +29,16 @@ from pathlib import Path
 import torch
 
 from podm_cli.data.locator import data_root
+from podm_cli.data.training_list import clean_files
+from podm_cli.errors import PodmError
 from podm_cli.training.csf import load_csf_data, train_csf
+
+
+def split_images(root) -> tuple[list[Path], list[Path]]:
+    """``(train, validation)`` image files: the clean list, every 10th from the 6th (5, 15, 25, ...) for
+    validation."""
+    files = clean_files(root)
+    return [f for i, f in enumerate(files) if i % 10 != 5], files[5::10]
 
 
 def main(argv=None) -> int:
@@ -56,11 +67,11 @@ def main(argv=None) -> int:
         return compare(args.compare, root, args.sigma)
     if args.out is None:
         ap.error("--out is required when training")
-    files = sorted((root / "train/BSDS500/train").glob("*.jpg")) + sorted((root / "train/BSDS500/test").glob("*.jpg"))
-    if not files:
-        print(f"no BSDS500 train/test images under {root}", file=sys.stderr)
+    try:
+        train_files, val_files = split_images(root)
+    except PodmError as err:
+        print(err, file=sys.stderr)
         return 2
-    val_files, train_files = files[5::10], [f for i, f in enumerate(files) if i % 10 != 5]
     data = load_csf_data(root, train_files, args.train, args.crop, args.sigma, seed=args.seed)
     val = load_csf_data(root, val_files, args.val, args.crop, args.sigma, seed=args.seed + 1000)
     size = None if args.kind == "pw" else int(args.kind[0])
@@ -70,7 +81,8 @@ def main(argv=None) -> int:
                                max_seconds=None if args.max_minutes is None else args.max_minutes * 60)
     cmd = " ".join(["python", "scripts/train_csf.py", *(argv if argv is not None else sys.argv[1:])])
     model.meta.update({"command": cmd, "kind": args.kind, "sigma": args.sigma, "train_crops": args.train,
-                       "crop": args.crop, "data": "BSDS500 train+test crops, Schelten + random motion kernels"})
+                       "crop": args.crop,
+                       "data": "BSDS500 train+test crops (no 12003), Schelten + random motion kernels"})
     model.save(args.out)
     log_path = args.log or Path("docs") / f"{args.out.stem}_training.json"
     log_path.write_text(json.dumps({"command": cmd, "history": history}, indent=1))

@@ -5,7 +5,8 @@
         --patches 500000 --components 200 --iterations 30 --max-minutes 22 \
         --out src/podm_cli/assets/gmm_8x8_200.npz
 
-Images: BSDS500 train + test (grey luma), every 10th (sorted by name) held out for the held-out
+Images (:func:`split_images`): the clean list (podm_cli.data.training_list: BSDS500 train + test without
+12003, which contains Set12's starfish; 399 images, grey luma), every 10th held out for the held-out
 log-likelihood; never Levin, Sun, BSD68 (= BSDS500 val) or Set12. Checkpoints the mixture after every
 EM iteration (``--out`` itself, written atomically) and the curve to ``--log``; ``--resume``
 continues from them.
@@ -23,7 +24,15 @@ from pathlib import Path
 import torch
 
 from podm_cli.data.locator import data_root
+from podm_cli.data.training_list import clean_files
+from podm_cli.errors import PodmError
 from podm_cli.priors.gmm import GaussianMixture, dc_free_basis, fit_gmm, patches_to_dcfree, sample_patches
+
+
+def split_images(root) -> tuple[list[Path], list[Path]]:
+    """``(train, held_out)`` image files: the clean list, every 10th (0, 10, 20, ...) held out."""
+    files = clean_files(root)
+    return [f for i, f in enumerate(files) if i % 10], files[::10]
 
 
 def main(argv=None) -> int:
@@ -45,12 +54,11 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
 
     root = data_root(None)
-    files = sorted((root / "train/BSDS500/train").glob("*.jpg")) + sorted((root / "train/BSDS500/test").glob("*.jpg"))
-    if not files:
-        print(f"no BSDS500 train/test images under {root}", file=sys.stderr)
+    try:
+        train, held = split_images(root)
+    except PodmError as err:
+        print(err, file=sys.stderr)
         return 2
-    held = files[::10]
-    train = [f for i, f in enumerate(files) if i % 10]
     t0 = time.time()
     basis = dc_free_basis(8, torch.float32)
     z = patches_to_dcfree(sample_patches(train, args.patches, 8, seed=args.seed), basis).to(args.device)
@@ -82,7 +90,8 @@ def main(argv=None) -> int:
                  "heldout_loglik_after": held_ll, "seconds": rec.seconds}
         log["iterations"].append(entry)
         gmm.meta = {"patches": log["patches"], "psi": args.psi, "iterations": len(log["iterations"]),
-                    "data": "BSDS500 train+test (every 10th image held out), grey luma, 8x8, DC removed"}
+                    "data": "BSDS500 train+test (no 12003; every 10th image held out), grey luma, 8x8, "
+                            "DC removed"}
         gmm.save(args.out)
         tmp = log_path.with_name(log_path.name + ".tmp")
         tmp.write_text(json.dumps(log, indent=1))

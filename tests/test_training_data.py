@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -123,3 +125,89 @@ def test_hdf5_cache_holds_exactly_the_decoded_images(data_dir, tmp_path):
     back = read_cache(path, "train")
     assert [n for n, _ in back] == [n for n, _ in train]
     assert all(torch.equal(a, b) for (_, a), (_, b) in zip(back, train))
+
+
+# --- every list podm trains or tunes on is the clean list (names only, but for the decoded `splits` reused) ---
+
+REPO = Path(__file__).resolve().parents[1]
+#: The default tuning set (16 images) over the clean BSDS500-train list (199 images); the selection over the
+#: old list (200, with 12003) differed in 6 names: 151087 164074 183055 24063 26031 54005.
+#: The tuning set every documented choice was made on (12003 is not among them; it never was).
+TUNING_16 = ["100075", "113009", "135037", "151087", "164074", "183055", "198023", "225017", "24063", "26031",
+             "301007", "35058", "376001", "54005", "67079", "97017"]
+
+
+def _script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _stems(files) -> list[str]:
+    return [f"{p.parent.name}/{p.stem}" for p in files]
+
+
+def test_the_clean_list_leaves_out_exactly_the_image_that_contains_a_test_image(data_dir):
+    from podm_cli.data.training_list import BSDS_TRAIN_SETS, CONTAINS_TEST_IMAGE, clean_files
+
+    everything = [p for rel in BSDS_TRAIN_SETS for p in (data_dir / rel).iterdir() if p.suffix == ".jpg"]
+    assert len(everything) == 400 and "12003" in {p.stem for p in everything}  # the data do hold it
+    clean = _stems(clean_files(data_dir))
+    assert len(clean) == 399 and len(set(clean)) == 399 and "train/12003" not in clean
+    assert set(CONTAINS_TEST_IMAGE) == {"12003"}
+    assert clean[:2] == ["train/100075", "train/100080"] and clean[199] == "test/100007"
+
+
+def test_training_images_is_the_clean_list(splits):
+    from podm_cli.data.training_list import clean_files
+
+    root, train, _ = splits
+    assert [n for n, _ in train] == _stems(clean_files(root))
+
+
+@pytest.mark.parametrize("script, held, every", [("train_gmm", 40, 0), ("train_csf", 40, 5)])
+def test_gmm_and_csf_scripts_train_and_validate_on_the_clean_list(data_dir, script, held, every):
+    from podm_cli.data.training_list import clean_files
+
+    train, other = _script(script).split_images(data_dir)
+    clean = clean_files(data_dir)
+    assert len(train) == 399 - held and len(other) == held
+    assert sorted(train + other) == sorted(clean) and not set(train) & set(other)
+    assert other == clean[every::10]
+    assert "12003" not in {p.stem for p in train + other}
+
+
+def test_tuning_set_is_evenly_spaced_over_the_clean_bsds_train_list(data_dir):
+    from podm_cli.data.training_list import BSDS_TRAIN, clean_files
+    from podm_cli.data.tuning import tuning_files
+
+    assert [p.stem for p in tuning_files(data_dir)] == TUNING_16
+    every = tuning_files(data_dir, 1000)  # more than there are: the whole list
+    assert set(every) == set(clean_files(data_dir, (BSDS_TRAIN,))) and len(every) == 199
+    assert "12003" not in {p.stem for p in every}
+    assert [p.stem for p in tuning_files(data_dir, 8)] == ["100075", "135069", "172032", "209070", "25098",
+                                                           "326038", "48055", "97017"]
+
+
+def test_tv_hl_sweep_draws_from_the_clean_list(data_dir):
+    """The sweep's image list (scripts/sweep_tv_hl.py) is the clean BSDS500-train list: asking for more
+    images than it has fails with its count (199, not the folder's 200), before any image is decoded."""
+    sweep = _script("sweep_tv_hl")
+    with pytest.raises(SystemExit, match=r"need 200 BSDS500 train images .* found 199"):
+        sweep.make_problems(data_dir, 200, 64, (31, 31), 0.01, 0)
+
+
+def test_no_code_lists_bsds500_train_or_test_itself():
+    """Only podm_cli.data.training_list names the BSDS500 train/test folders: a new glob over them (which
+    would bring 12003 back) fails here."""
+    import re
+
+    pattern = re.compile(r"BSDS500/(train|test)\b|[\"']BSDS500[\"']")
+    allowed = {REPO / "src" / "podm_cli" / "data" / "training_list.py"}
+    files = sorted([*(REPO / "src").rglob("*.py"), *(REPO / "scripts").glob("*.py")])
+    found = [f"{p.relative_to(REPO)}:{i}" for p in files if p not in allowed
+             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert found == []

@@ -1,9 +1,10 @@
 """The disjoint tuning set: where baselines' and PODM's free parameters are chosen, never on a test set.
 
-Images: grey (BT.601 luma) centre crops of BSDS500 *train* images, evenly spaced in sorted name order
-(never Levin, Sun, BSD68 = BSDS500 *val*, or Set12). Kernels: real camera-shake kernels of Schelten et
-al. 2015 (``train/kernels_schelten2015.mat``) with both sides <= ``max_kernel`` px, evenly spaced among
-those, negatives clipped, normalised, zero-padded to ``max_kernel`` x ``max_kernel``, one per image.
+Images (:func:`tuning_files`): grey (BT.601 luma) centre crops of BSDS500 *train* images, evenly spaced in
+sorted name order, never ``12003`` (it contains Set12's starfish: :mod:`podm_cli.data.training_list`) (never Levin, Sun, BSD68 = BSDS500 *val*, or Set12). Kernels: real
+camera-shake kernels of Schelten et al. 2015 (``train/kernels_schelten2015.mat``) with both sides <=
+``max_kernel`` px, evenly spaced among those, negatives clipped, normalised, zero-padded to ``max_kernel``
+x ``max_kernel``, one per image.
 Observations: circular blur, Gaussian noise seeded per image (:func:`podm_cli.physics.image_seed`), float32;
 or (:meth:`TuningSet.observe_captured`) the conditions of a captured blur: ``valid`` blur by a *true*
 kernel, noise, 8-bit rounding, with the method given only an approximate kernel
@@ -26,9 +27,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["TuningSet", "approximate_kernels", "evenly", "load_tuning_set"]
+from podm_cli.data.training_list import BSDS_TRAIN, clean_files, clean_picks
 
-BSDS_TRAIN = "train/BSDS500/train"
+__all__ = ["TuningSet", "approximate_kernels", "evenly", "load_tuning_set", "tuning_files"]
+
 SCHELTEN = "train/kernels_schelten2015.mat"
 
 
@@ -118,6 +120,15 @@ class TuningSet:
         return f"{n} BSDS500-train crops {crop}x{crop}, Schelten kernels <= {kk} px, circular blur, sigma {sigma}"
 
 
+def tuning_files(root: str | os.PathLike, images: int = 16) -> list[Path]:
+    """The image files of the tuning set: ``images`` evenly spaced in the sorted BSDS500-train listing, an
+    excluded image (:data:`~podm_cli.data.training_list.CONTAINS_TEST_IMAGE`) replaced by the next clean one
+    (none of the default 16 or 8 is excluded, so they are the crops every documented choice was made on;
+    names only, nothing is decoded)."""
+    n_clean = len(clean_files(root, (BSDS_TRAIN,)))
+    return clean_picks(root, BSDS_TRAIN, lambda n: evenly(n, min(int(images), n_clean)))
+
+
 def load_tuning_set(root: str | os.PathLike, images: int = 16, crop: int = 128, max_kernel: int = 31) -> TuningSet:
     """The first ``images`` evenly spaced BSDS500-train crops with as many evenly spaced Schelten kernels."""
     import scipy.io
@@ -125,8 +136,7 @@ def load_tuning_set(root: str | os.PathLike, images: int = 16, crop: int = 128, 
     from podm_cli.imageio import read_image
 
     root = Path(root)
-    files = sorted((root / BSDS_TRAIN).glob("*.jpg"))
-    files = [files[i] for i in evenly(len(files), images)]
+    files = tuning_files(root, images)
     mats = scipy.io.loadmat(root / SCHELTEN)["kernels"].ravel()
     small = [np.asarray(k, dtype=np.float64) for k in mats if max(k.shape) <= max_kernel]
     small = [small[i] for i in evenly(len(small), images)]

@@ -1,9 +1,10 @@
 """Training of podm's own cascades of shrinkage fields (:mod:`podm_cli.models.csf`), greedy then joint.
 
-Data (disjoint from every test set): grey crops of BSDS500 *train + test* images (never val = BSD68, never
-Levin/Sun/Set12), blurred circularly by real camera-shake kernels of Schelten et al. 2015 (sides <= 35 px)
-and random motion trajectories (:func:`podm_cli.kernels.random_motion_kernel`), never the Levin kernels,
-Gaussian noise of the target level (1 % = 2.55 on the models' 0..255 scale), seeded.
+Data (disjoint from every test set): grey crops of the images the caller lists (``scripts/train_csf.py``:
+the clean list of :mod:`podm_cli.data.training_list`, BSDS500 *train + test* without ``12003``; never val =
+BSD68, never Levin/Sun/Set12), blurred circularly by real camera-shake kernels of Schelten et al. 2015
+(sides <= 35 px) and random motion trajectories (:func:`podm_cli.kernels.random_motion_kernel`), never the
+Levin kernels, Gaussian noise of the target level (1 % = 2.55 on the models' 0..255 scale), seeded.
 
 Training (Schmidt & Roth 2014): stage ``t`` minimises the MSE of its output to the sharp crops with the
 previous stages fixed (*greedy*, L-BFGS on the full batch), then all stages together (*joint*).

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from podm_cli.data.training_list import BSDS_TRAIN_SETS, CONTAINS_TEST_IMAGE
 from podm_cli.errors import InputError
 
 __all__ = [
@@ -51,14 +52,9 @@ __all__ = [
     "training_images",
 ]
 
-BSDS_TRAIN_SETS = ("train/BSDS500/train", "train/BSDS500/test")
 BSDS_VAL = "train/BSDS500/val"
 BSD68 = "train/BSD68"
 SCHELTEN = "train/kernels_schelten2015.mat"
-#: BSDS500 train/test images that contain a test image, found by content (normalised cross-correlation of
-#: every Levin/Set12 image's centre against every position of every BSDS train/test/val image:
-#: tests/test_training_data.py, slow): Set12's starfish is a crop of BSDS500 train 12003.
-CONTAINS_TEST_IMAGE = {"12003": "Set12/04.png"}
 
 
 def _gray_files(root: Path, rel: str) -> list[Path]:
