@@ -9,8 +9,9 @@
 
 The `podm deblur` cases time the whole command path (read a JPEG, restore with tiling, write) on a
 synthetic colour photo: 1 megapixel with the default method of configs/deblur.yaml and with hl, and a
-12-megapixel photo with hl under the default memory budget (tiled). The default method (IRCNN) on a
-12-megapixel photo takes hours on a 2-core CPU: it runs with --device cuda, or with --with-slow.
+12-megapixel photo with hl under the default memory budget (tiled). The default method on a 12-megapixel
+photo takes many minutes on a 2-core CPU (IRCNN, the default before RPODM: hours): it runs with --device cuda,
+or with --with-slow.
 """
 
 from __future__ import annotations

@@ -212,6 +212,22 @@ def test_adjusted_valid_data_step_and_method_stages(tmp_path):
     assert out.shape == y.shape and seen == [(0, (1, 1, 34, 34)), (1, (1, 1, 34, 34))]
 
 
+def test_shipped_model_runs_with_the_boundary_rule_it_was_trained_with():
+    """`podm eval`/`podm deblur` give the default model on `valid` data the rule it was trained with: a model
+    trained with edgetaper and run with adjust (or the reverse) loses 10 dB on Levin's data."""
+    from omegaconf import OmegaConf
+
+    from podm_cli.apps import config_dir
+    from podm_cli.apps.common import boundary_settings, method_boundary
+    from podm_cli.methods.rpodm import default_weights_path
+
+    made = read_weights_file(default_weights_path())
+    trained = made["trained_for"]
+    assert trained["mode"] == "valid" and trained["quantize"] and made["config"]["noise_input"]
+    rule = method_boundary(boundary_settings(OmegaConf.load(config_dir() / "operator" / "valid.yaml")), "rpodm")
+    assert rule == trained["boundary"]
+
+
 def test_weights_files_cannot_run_code(tmp_path):
     class Evil:
         def __reduce__(self):

@@ -39,7 +39,8 @@ def test_quick_run_writes_events_checkpoints_and_weights_then_resumes(tmp_path, 
     assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 4
     blob = read_weights_file(run / "rpodm.pt")
     assert blob["provenance"]["steps"] == 4 and blob["config"]["stages"] == 2
-    assert blob["trained_for"] == {"mode": "circular", "sigma": 0.01, "quantize": False}
+    assert blob["trained_for"] == {"mode": "circular", "sigma": 0.01, "sigma_spacing": "linear", "quantize": False,
+                                   "kernel_size": 31}
     assert "best val/psnr" in proc.stdout
 
     # the exported weights run in `podm eval` like any method, labelled as podm's own training

@@ -129,7 +129,7 @@ def resolve_datasets(names: list[str], root: Path | None, limit, sigmas: list[fl
 #: levin_real image). Used only to
 #: estimate a run's time before it starts.
 SECONDS_PER_MEGAPIXEL_CPU = {
-    "tv": 8.0, "hl": 9.0, "csf": 15.0, "csf_official": 21.0, "fdn": 40.0, "rtf": 70.0, "rpodm": 240.0,
+    "tv": 8.0, "hl": 9.0, "csf": 15.0, "csf_official": 21.0, "fdn": 40.0, "rtf": 70.0, "rpodm": 240.0, "rpodm_levin": 240.0,
     "csf_5x5": 340.0,
     "ircnn": 870.0, "epll": 900.0, "podm": 1050.0,
 }

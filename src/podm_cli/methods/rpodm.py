@@ -47,14 +47,17 @@ class RPODMMethod(Method):
         weights: an exported ``.pt`` (``podm train`` writes ``<run dir>/rpodm.pt``) or ``asset:NAME``;
             ``None`` = podm's default model (``rpodm_real.pt``).
         clip: clip the estimate to [0, 1].
+        name: the row's name (``rpodm_levin`` for the earlier model's config).
     """
 
     name = "rpodm"
     source = "recomputed (RPODM trained by podm)"
     requirements = Requirements(prefers_gpu=True, notes=("podm's own trained weights (docs/training.md)",))
 
-    def __init__(self, weights: str | os.PathLike | None = None, clip: bool = True):
+    def __init__(self, weights: str | os.PathLike | None = None, clip: bool = True, name: str | None = None):
         super().__init__()
+        if name:
+            self.name = str(name)
         self.weights = None if weights in (None, "", "null") else weights
         self.clip = bool(clip)
         self._model = None
@@ -66,7 +69,7 @@ class RPODMMethod(Method):
 
     def missing(self, data_root: Path) -> str | None:
         p = self.weights_path
-        return None if p.is_file() else f"rpodm needs its trained weights {p} (train them: podm train +experiment=realistic)"
+        return None if p.is_file() else f"{self.name} needs its trained weights {p} (train them: podm train +experiment=realistic)"
 
     @property
     def model(self):
