@@ -126,6 +126,10 @@ def test_noise_input_stages_start_as_the_plain_model_then_follow_sigma(tmp_path)
     torch.testing.assert_close(colour[:, 1:2], a, rtol=1e-5, atol=1e-5)
     with pytest.raises(InputError, match="noise"):
         adaptive.denoise(0, y)
+    adaptive.noise_range = (0.005, 0.015)  # outside the trained range: the nearest level seen
+    with torch.no_grad():
+        torch.testing.assert_close(adaptive.denoise(0, y, torch.tensor([0.3, 0.001])),
+                                   adaptive.denoise(0, y, torch.tensor([0.015, 0.005])))
     with pytest.raises(InputError, match="stages"):
         initialise_from(RPODM(stages=3, denoiser=SMALL), path)
 
@@ -224,6 +228,7 @@ def test_shipped_model_runs_with_the_boundary_rule_it_was_trained_with():
     made = read_weights_file(default_weights_path())
     trained = made["trained_for"]
     assert trained["mode"] == "valid" and trained["quantize"] and made["config"]["noise_input"]
+    assert load_weights(default_weights_path()).noise_range == tuple(trained["sigma"])
     rule = method_boundary(boundary_settings(OmegaConf.load(config_dir() / "operator" / "valid.yaml")), "rpodm")
     assert rule == trained["boundary"]
 

@@ -124,6 +124,10 @@ class RPODM(nn.Module):
         sigma_schedule: deprecated: the same on 0..255 (weights files written before the rename).
         share_denoiser: one noise-conditioned network for all stages instead of one per stage.
         noise_input: feed each per-stage network the input noise level (noise-adaptive stages).
+        noise_range: ``(low, high)`` the learned noise inputs (the networks' noise map, the hyper-network's
+            ``log sigma``) are clamped to: the range the model was trained on, so a noise level outside it
+            is treated as the nearest one seen instead of an extrapolation (F's ``sigma^2`` scaling is not
+            clamped). ``None``: no clamp.
         mu_mode: ``per_stage`` | ``hypernet``.
         learn_prior: learn G's ``lam, step, alpha`` (else they stay at their initial values).
         alpha, step: G's initial ``alpha`` and gradient step ``1/L``.
@@ -140,6 +144,7 @@ class RPODM(nn.Module):
         denoiser_levels: Sequence[float] = (49.0 / 255.0, 7.65 / 255.0),
         share_denoiser: bool = False,
         noise_input: bool = False,
+        noise_range: Sequence[float] | None = None,
         mu_mode: str = "per_stage",
         learn_prior: bool = True,
         alpha: float = 1e-3,
@@ -163,6 +168,9 @@ class RPODM(nn.Module):
         self.in_channels = int(in_channels)
         self.share_denoiser = bool(share_denoiser)
         self.noise_input = bool(noise_input)
+        self.noise_range = None if noise_range is None else (float(noise_range[0]), float(noise_range[1]))
+        if self.noise_range is not None and not 0 < self.noise_range[0] <= self.noise_range[1]:
+            raise InputError(f"noise_range must be [low, high] with 0 < low <= high, got {noise_range}")
         if self.share_denoiser and self.noise_input:
             raise InputError("noise_input is for per-stage denoisers (share_denoiser=false)")
         self.mu_mode = mu_mode
@@ -220,9 +228,14 @@ class RPODM(nn.Module):
         log_mu = self.log_mu[None, :].expand(sig.shape[0], -1)
         if self.hypernet is not None:
             pos = torch.linspace(0, 1, self.stages, device=sig.device, dtype=sig.dtype)
-            feats = torch.stack([torch.log(to_255(1.0) * sig).expand(-1, self.stages), pos.expand(sig.shape[0], -1)], -1)
+            seen = self.seen_noise(sig)
+            feats = torch.stack([torch.log(to_255(1.0) * seen).expand(-1, self.stages), pos.expand(sig.shape[0], -1)], -1)
             log_mu = log_mu + self.hypernet(feats).squeeze(-1)
         return sig**2 / 3.0 * torch.exp(log_mu)
+
+    def seen_noise(self, sigma: Tensor) -> Tensor:
+        """``sigma`` clamped to ``noise_range`` (what the learned noise inputs are given)."""
+        return sigma if self.noise_range is None else sigma.clamp(*self.noise_range)
 
     def stage_parameters(self) -> dict[str, list[float]]:
         """Learned scalars per stage, for logging: ``rho`` at sigma = 1 %, G's ``lam``, ``step``, ``alpha``."""
@@ -246,7 +259,7 @@ class RPODM(nn.Module):
         elif self.noise_input:
             if sigma is None:
                 raise InputError("this RPODM is noise-adaptive: pass the input noise level sigma")
-            level = sigma.reshape(-1).expand(n)
+            level = self.seen_noise(sigma.reshape(-1).expand(n))
             out = self.denoisers[index](xin, level.repeat_interleave(c) if split else level)
         else:
             out = self.denoisers[index](xin)

@@ -66,12 +66,17 @@ def read_weights_file(path: str | os.PathLike) -> dict:
 
 
 def load_weights(path: str | os.PathLike, device: torch.device | str = "cpu"):
-    """Rebuild the :class:`~podm_cli.models.RPODM` stored in ``path`` (float32, eval mode)."""
+    """Rebuild the :class:`~podm_cli.models.RPODM` stored in ``path`` (float32, eval mode). A noise-adaptive
+    model trained on a noise range gets it as ``noise_range`` (its learned noise inputs are clamped to it)."""
     from podm_cli.models import RPODM
 
     blob = read_weights_file(path)
+    config = dict(blob["config"])
+    sigma = blob.get("trained_for", {}).get("sigma")
+    if config.get("noise_input") and isinstance(sigma, (list, tuple)) and "noise_range" not in config:
+        config["noise_range"] = list(sigma)  # a noise-adaptive model sees only the noise it was trained on
     try:
-        model = RPODM(**blob["config"])
+        model = RPODM(**config)
         model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state_dict"].items()})
     except (TypeError, RuntimeError) as err:
         raise InputError(f"{path}: weights do not fit their config ({str(err).splitlines()[0]})") from None
