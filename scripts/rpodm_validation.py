@@ -24,8 +24,8 @@ from podm_cli.apps import config_dir
 from podm_cli.apps.common import boundary_settings, method_boundary
 from podm_cli.apps.methods import build_method
 from podm_cli.data.locator import data_root
-from podm_cli.metrics import psnr, ssim
 from podm_cli.methods.rpodm import RPODMMethod
+from podm_cli.metrics import psnr, ssim
 from podm_cli.models.rpodm_weights import read_weights_file
 from podm_cli.training.cache import default_cache_path
 from podm_cli.training.datamodule import BlurPairsDataModule

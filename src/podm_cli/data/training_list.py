@@ -31,7 +31,8 @@ from pathlib import Path
 from podm_cli.data.locator import data_root, fetch_hint, require
 from podm_cli.errors import DataNotFoundError
 
-__all__ = ["BSDS_TEST", "BSDS_TRAIN", "BSDS_TRAIN_SETS", "CONTAINS_TEST_IMAGE", "clean_files", "clean_picks"]
+__all__ = ["BSDS_TEST", "BSDS_TRAIN", "BSDS_TRAIN_SETS", "CONTAINS_TEST_IMAGE", "clean_files", "clean_picks",
+           "image_files"]
 
 BSDS_TRAIN = "train/BSDS500/train"
 BSDS_TEST = "train/BSDS500/test"
@@ -41,6 +42,13 @@ BSDS_TRAIN_SETS = (BSDS_TRAIN, BSDS_TEST)
 CONTAINS_TEST_IMAGE = {"12003": "Set12/04.png"}
 
 
+def image_files(root: str | os.PathLike | None, rel: str) -> list[Path]:
+    """Every ``.jpg``/``.png`` file of the folder ``rel`` under the data root, sorted by name (nothing left
+    out); a missing folder raises :class:`~podm_cli.errors.DataNotFoundError`."""
+    folder = require(data_root(root), rel, "training images", "train")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".png") and p.is_file())
+
+
 def clean_files(root: str | os.PathLike | None, sets: tuple[str, ...] = BSDS_TRAIN_SETS) -> list[Path]:
     """The ``.jpg``/``.png`` files of ``sets`` (folders under the data root ``root``; ``None``: the
     locator's), sorted by name within each set, sets in the given order, minus :data:`CONTAINS_TEST_IMAGE`.
@@ -48,11 +56,7 @@ def clean_files(root: str | os.PathLike | None, sets: tuple[str, ...] = BSDS_TRA
     A missing folder, or no image at all, raises :class:`~podm_cli.errors.DataNotFoundError` (one line).
     """
     root = data_root(root)
-    files = []
-    for rel in sets:
-        folder = require(root, rel, "training images", "train")
-        files += sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".png") and p.is_file()
-                        and p.stem not in CONTAINS_TEST_IMAGE)
+    files = [p for rel in sets for p in image_files(root, rel) if p.stem not in CONTAINS_TEST_IMAGE]
     if not files:
         raise DataNotFoundError(f"training images not found: no image in {', '.join(sets)} under {root}; "
                                 f"{fetch_hint('train')}")
@@ -76,8 +80,7 @@ def clean_picks(root: str | os.PathLike | None, rel: str, positions) -> list[Pat
     ['13', '14']
     >>> shutil.rmtree(root)
     """
-    folder = require(data_root(root), rel, "training images", "train")
-    listing = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".png") and p.is_file())
+    listing = image_files(root, rel)
     picked: list[Path] = []
     for i in positions(len(listing)):
         j = int(i)

@@ -1,7 +1,8 @@
 """The disjoint tuning set: where baselines' and PODM's free parameters are chosen, never on a test set.
 
 Images (:func:`tuning_files`): grey (BT.601 luma) centre crops of BSDS500 *train* images, evenly spaced in
-sorted name order, never ``12003`` (it contains Set12's starfish: :mod:`podm_cli.data.training_list`) (never Levin, Sun, BSD68 = BSDS500 *val*, or Set12). Kernels: real
+sorted name order; never Levin, Sun, BSD68 (= BSDS500 *val*) or Set12, nor ``12003``, which contains
+Set12's starfish (:mod:`podm_cli.data.training_list`). Kernels: real
 camera-shake kernels of Schelten et al. 2015 (``train/kernels_schelten2015.mat``) with both sides <=
 ``max_kernel`` px, evenly spaced among those, negatives clipped, normalised, zero-padded to ``max_kernel``
 x ``max_kernel``, one per image.

@@ -3,7 +3,7 @@
 Runs a model trained by ``podm train`` (:class:`podm_cli.models.RPODM`, exported by
 :func:`podm_cli.models.rpodm_weights.export_weights`). The default weights are podm's noise-adaptive model for
 real data (``src/podm_cli/assets/rpodm_real.pt``, trained by ``podm train +experiment=realistic_cpu`` on
-``valid`` blurs with noise in [1, 8]/255 and 8-bit rounding, the F step adjusting the boundary); the earlier
+``valid`` blurs extended by edgetaper, noise in [1, 8]/255 and 8-bit rounding); the earlier
 circular-only model for the ``levin`` protocol stays selectable as ``weights=asset:rpodm_levin.pt``. Command,
 hardware, wall time and validation curves: docs/training.md. Any other export: ``weights=PATH``. Files are
 read with ``torch.load(weights_only=True)``.

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from podm_cli.errors import InputError
+from podm_cli.methods.base import BoundaryHandling
 from podm_cli.models import RPODM
 from podm_cli.physics import DataTerm
 
@@ -78,9 +79,7 @@ class RPODMModule(L.LightningModule):
         """The batch's data term (``kernel``: ``(N, 1, kh, kw)``)."""
         rule = self.hparams.boundary
         rule = {"boundary": rule} if isinstance(rule, str) else dict(rule)
-        return DataTerm.build(y, kernel, mode=self.hparams.mode, boundary=rule.get("boundary", "liu"),
-                              taper_iterations=int(rule.get("taper_iterations", 3)),
-                              start=rule.get("start", "edgetaper"), adjust_after=int(rule.get("adjust_after", 0)))
+        return BoundaryHandling(mode=self.hparams.mode, **rule).data_term(y, kernel)
 
     def restore(self, y: Tensor, kernel: Tensor, sigma: Tensor, stages: int | None = None) -> list[Tensor]:
         """Every stage's estimate (up to ``stages``) for a batch, cropped back to ``y``'s pixels."""

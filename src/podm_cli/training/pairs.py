@@ -34,13 +34,14 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from podm_cli.data.training_list import BSDS_TRAIN_SETS, CONTAINS_TEST_IMAGE
+from podm_cli.data.training_list import BSDS_TRAIN_SETS, CONTAINS_TEST_IMAGE, clean_files, image_files
 from podm_cli.errors import InputError
 
 __all__ = [
     "BSD68",
     "BSDS_TRAIN_SETS",
     "BSDS_VAL",
+    "CONTAINS_TEST_IMAGE",
     "SCHELTEN",
     "BlurPairs",
     "KernelPool",
@@ -57,13 +58,6 @@ BSD68 = "train/BSD68"
 SCHELTEN = "train/kernels_schelten2015.mat"
 
 
-def _gray_files(root: Path, rel: str) -> list[Path]:
-    from podm_cli.data.locator import require
-
-    folder = require(root, rel, "training images", "train")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".png") and p.is_file())
-
-
 def _read_gray(path: Path) -> Tensor:
     """Grey luma rounded to 8 bits, exactly what the HDF5 cache stores (a run is the same with or without it)."""
     from podm_cli.imageio import read_image
@@ -75,9 +69,9 @@ def bsd68_in_val(root: str | os.PathLike) -> dict[str, str]:
     """``{val image stem: BSD68 file name}`` for the BSDS500 val images that are BSD68 images (by content:
     same size and mean absolute grey difference below 2/255, allowing for JPEG-to-grey conversion)."""
     root = Path(root)
-    bsd = [(p.name, _read_gray(p)) for p in _gray_files(root, BSD68)]
+    bsd = [(p.name, _read_gray(p)) for p in image_files(root, BSD68)]
     found: dict[str, str] = {}
-    for p in _gray_files(root, BSDS_VAL):
+    for p in image_files(root, BSDS_VAL):
         x = _read_gray(p)
         for name, b in bsd:
             if b.shape == x.shape and float((b - x).abs().mean()) < 2 / 255:
@@ -91,10 +85,10 @@ def training_images(root: str | os.PathLike, split: str = "train", limit: int | 
     val minus BSD68). ``limit`` keeps the first ``limit`` in name order."""
     root = Path(root)
     if split == "train":
-        files = [p for rel in BSDS_TRAIN_SETS for p in _gray_files(root, rel) if p.stem not in CONTAINS_TEST_IMAGE]
+        files = clean_files(root)
     elif split == "val":
         excluded = bsd68_in_val(root)
-        files = [p for p in _gray_files(root, BSDS_VAL) if p.stem not in excluded]
+        files = [p for p in image_files(root, BSDS_VAL) if p.stem not in excluded]
     else:
         raise InputError(f"split must be 'train' or 'val', got {split!r}")
     if limit is not None:
