@@ -27,12 +27,16 @@ from podm_cli.metrics import psnr
 METHODS = ("ircnn",)
 
 
-def build(method: str, scale: float, root, stages: int, bank=None):
-    """The method with ``sigma_scale = scale`` (everything else at its defaults)."""
+def build(method: str, scale: float, root, stages: int, bank=None, last: float | None = None,
+          adjust_after: int | None = None):
+    """The method with ``sigma_scale = scale`` and, when given, the last denoiser level ``last`` (on [0, 1]) and
+    ``boundary=adjust`` after ``adjust_after`` stages (everything else at its defaults)."""
     if method == "ircnn":
         from podm_cli.methods.ircnn import IRCNN
 
-        return IRCNN(stages=stages, sigma_scale=scale, data_root=root, bank=bank)
+        extra = {} if last is None else {"denoiser_last": last}
+        m = IRCNN(stages=stages, sigma_scale=scale, data_root=root, bank=bank, **extra)
+        return m if adjust_after is None else m.with_boundary(boundary="adjust", adjust_after=adjust_after)
     raise SystemExit(f"--method must be one of {METHODS}")
 
 
@@ -49,6 +53,11 @@ def main() -> None:
     ap.add_argument("--border", type=int, default=10)
     ap.add_argument("--stages", type=int, default=30)
     ap.add_argument("--scales", type=float, nargs="+", default=[1, 1.5, 2, 3])
+    ap.add_argument("--lasts", type=float, nargs="+", default=[None],
+                    help="last denoiser levels to cross with the scales, on 0..255 (default: the method's)")
+    ap.add_argument("--adjust-after", type=int, default=None,
+                    help="boundary=adjust after this many stages (podm eval's valid default for ircnn: 10); "
+                         "default: the method's own rule")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -64,20 +73,23 @@ def main() -> None:
           f"{args.kernel_noise} x peak, sigma {args.sigma * 255:g}/255, 8-bit; {args.method}, border {b}")
     bank = None
     rows = []
-    for scale in args.scales:
-        m = build(args.method, scale, root, args.stages, bank)
-        bank = getattr(m, "bank", None)
-        t0 = time.perf_counter()
-        est = m(y, k_given.float(), args.sigma, mode="valid")
-        rows.append((scale, psnr(est.double()[inner], truth), time.perf_counter() - t0))
-    table = torch.stack([r[1] for r in rows])
+    for last in args.lasts:
+        for scale in args.scales:
+            m = build(args.method, scale, root, args.stages, bank, None if last is None else last / 255,
+                      args.adjust_after)
+            bank = getattr(m, "bank", None)
+            t0 = time.perf_counter()
+            est = m(y, k_given.float(), args.sigma, mode="valid")
+            rows.append((scale, last, psnr(est.double()[inner], truth), time.perf_counter() - t0))
+    table = torch.stack([r[2] for r in rows])
     wins = torch.bincount(table.argmax(0), minlength=len(rows))
-    print("\n| sigma_scale | mean PSNR | worst PSNR | best on # images | seconds |")
-    print("|---:|---:|---:|---:|---:|")
-    for (scale, p, sec), win in zip(rows, wins.tolist()):
-        print(f"| {scale:g} | {p.mean():.2f} | {p.min():.2f} | {win} | {sec:.0f} |")
-    best = max(rows, key=lambda r: float(r[1].mean()))
-    print(f"\nbest mean PSNR: sigma_scale {best[0]:g}")
+    print("\n| sigma_scale | last level (/255) | mean PSNR | worst PSNR | best on # images | seconds |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for (scale, last, p, sec), win in zip(rows, wins.tolist()):
+        print(f"| {scale:g} | {'default' if last is None else f'{last:g}'} | {p.mean():.2f} | {p.min():.2f} | {win} "
+              f"| {sec:.0f} |")
+    best = max(rows, key=lambda r: float(r[2].mean()))
+    print(f"\nbest mean PSNR: sigma_scale {best[0]:g}, last level {best[1] if best[1] is not None else 'default'}")
 
 
 if __name__ == "__main__":

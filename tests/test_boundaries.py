@@ -40,7 +40,8 @@ def test_auto_is_the_default_and_applies_each_methods_rule():
     assert _handling("tv") == {"mode": "circular", "boundary": "adjust", "taper_iterations": 3,
                                "start": "edgetaper", "adjust_after": 2}
     assert _handling("ircnn")["boundary"] == "adjust" and _handling("ircnn")["adjust_after"] == 10
-    assert _handling("rpodm")["boundary"] == "edgetaper"
+    assert _handling("rpodm")["boundary"] == "adjust" and _handling("rpodm")["adjust_after"] == 0  # as trained
+    assert _handling("rpodm_edgetaper")["boundary"] == "edgetaper"
     assert _handling("rtf")["boundary"] == "liu"  # not listed: Liu-Jia (its CG solves cannot adjust)
     # csf's variants share csf's rule (a YAML anchor)
     assert _handling("csf_5x5") == _handling("csf")
@@ -103,13 +104,14 @@ def test_default_rule_changes_the_restoration_for_the_better():
 
 def test_eval_rows_record_the_rule_each_method_ran_with():
     op = boundary_settings(_operator())
-    methods = {name: build_method(name, None, boundary=op) for name in ("tv", "rpodm")}
+    methods = {name: build_method(name, None, boundary=op) for name in ("tv", "rpodm_edgetaper")}
     outcome = SimpleNamespace(
         protocols={"levin_valid_whole": {"mode": "valid"}, "levin": {"mode": "circular"}},
-        rows=[{"method": "tv", "dataset": "levin_valid_whole"}, {"method": "rpodm", "dataset": "levin_valid_whole"},
+        rows=[{"method": "tv", "dataset": "levin_valid_whole"},
+              {"method": "rpodm_edgetaper", "dataset": "levin_valid_whole"},
               {"method": "tv", "dataset": "levin"}])
     notices = record_boundaries(outcome, methods)
     assert [r["boundary"] for r in outcome.rows] == [
         "adjust (start edgetaper, after 2 stages)", "edgetaper (3 iterations)", "-"]
-    assert notices == ["boundary on valid data: rpodm edgetaper (3 iterations); "
+    assert notices == ["boundary on valid data: rpodm_edgetaper edgetaper (3 iterations); "
                        "tv adjust (start edgetaper, after 2 stages)"]

@@ -32,6 +32,8 @@ def test_protocol_table():
     assert PROTOCOLS["levin_real"].version == 2  # v1 scored integer shifts only
     assert all(PROTOCOLS[name].version == 1 for name in PROTOCOLS if name != "levin_real")
     assert PROTOCOLS["levin_real"].sigma == pytest.approx(1.5 / 255)
+    # only the captured blurs give methods a kernel recovered from the capture (Sun's blurs were made with theirs)
+    assert [n for n, p in PROTOCOLS.items() if p.kernel == "approximate"] == ["levin_real"]
     assert "NOT comparable" in PROTOCOLS["sun_substitute"].note
 
 

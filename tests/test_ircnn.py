@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from podm_cli.errors import InputError
-from podm_cli.methods.ircnn import IRCNN, IRCNN_SIGMA_SCALE
+from podm_cli.methods.ircnn import IRCNN, IRCNN_SIGMA_SCALE, IRCNN_SIGMA_SCALE_APPROXIMATE_KERNEL
 from podm_cli.nets import DenoiserBank
 from podm_cli.optim.hqs import hqs_solve
 from podm_cli.optim.schedules import IRCNN_LAST_LEVEL, MIN_NOISE_SIGMA, ircnn_schedule
@@ -131,6 +131,12 @@ def test_config_instantiates():
     assert m.weights is None
     assert m.sigma_scale == IRCNN_SIGMA_SCALE == 1.0  # the demo's rule by default (docs/noise_level.md)
     assert build_method("ircnn", {"sigma_scale": 2.5}).sigma_scale == 2.5
+    # on a protocol whose kernel is approximate (levin_real) the input noise level is raised x2 (docs/noise_level.md)
+    assert m.approximate_kernel_sigma_scale == IRCNN_SIGMA_SCALE_APPROXIMATE_KERNEL == 2.0
+    assert m.input_sigma(0.01) == 0.01 and m.input_sigma(0.01, "approximate") == pytest.approx(0.02)
+    for bad in (0.0, float("inf")):
+        with pytest.raises(InputError, match="approximate_kernel_sigma_scale"):
+            IRCNN(bank=_identity_bank(), approximate_kernel_sigma_scale=bad)
 
 
 def test_sigma_scale_scales_the_noise_level_in_rho():

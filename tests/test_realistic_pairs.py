@@ -85,3 +85,63 @@ def test_bad_noise_settings_are_input_errors():
         BlurPairs(IMAGES, _delta_pool(), crop=16, sigma=[0.01, 0.02], sigma_spacing="cubic")
     with pytest.raises(InputError, match="low <= high"):
         BlurPairs(IMAGES, _delta_pool(), crop=16, sigma=[0.02, 0.01])
+
+
+def test_circular_fraction_mixes_whole_circular_batches_into_valid_training():
+    """With ``circular_fraction`` a share of whole batches are circular pairs of the plain crop (the blurred item
+    is the circular blur of ``sharp``); every other batch stays valid; without it nothing changes."""
+    pool = KernelPool([], kernel_size=9, real_fraction=0.0)
+    batch = 4
+    mixed = BlurPairs(IMAGES, pool, crop=32, length=400, sigma=0.0, mode="valid", circular_fraction=0.3,
+                      batch_size=batch)
+    flags = torch.tensor([bool(mixed[i]["circular"]) for i in range(400)]).view(-1, batch)
+    assert bool((flags.all(1) | ~flags.any(1)).all())  # whole batches, never a mixed one
+    assert 0.2 < float(flags[:, 0].float().mean()) < 0.4
+    first = int(flags[:, 0].nonzero()[0]) * batch
+    item = mixed[first]
+    torch.testing.assert_close(Blur(item["kernel"][0], "circular")(item["sharp"][None])[0], item["blurred"],
+                               rtol=0, atol=1e-6)
+    plain = BlurPairs(IMAGES, pool, crop=32, length=40, sigma=0.0, mode="valid")
+    other = BlurPairs(IMAGES, pool, crop=32, length=40, sigma=0.0, mode="valid", circular_fraction=0.0,
+                      batch_size=batch)
+    assert not any(bool(plain[i]["circular"]) for i in range(40))
+    assert torch.equal(plain[7]["blurred"], other[7]["blurred"])
+    with pytest.raises(InputError, match="circular_fraction"):
+        BlurPairs(IMAGES, pool, crop=32, mode="valid", circular_fraction=1.5)
+
+
+def test_kernel_error_blurs_with_the_true_kernel_and_gives_the_model_a_perturbed_one():
+    """With ``kernel_error`` (fraction 1) the blurred item is the blur of ``sharp`` by the drawn kernel spread by the
+    Gaussian, not by the kernel the item carries, which is non-negative, sums to 1 and differs from the drawn one."""
+    from podm_cli.kernels.error import spread_kernel
+
+    pool = KernelPool([], kernel_size=9, real_fraction=0.0)
+    error = {"fraction": 1.0, "blur": 0.5, "noise": 0.05}
+    exact = BlurPairs(IMAGES, pool, crop=32, length=4, sigma=0.0, mode="circular")
+    approx = BlurPairs(IMAGES, pool, crop=32, length=4, sigma=0.0, mode="circular", kernel_error=error)
+    a, b = exact[2], approx[2]  # the same crop and drawn kernel (the error draws after the kernel)
+    assert torch.equal(a["sharp"], b["sharp"])
+    drawn, given = a["kernel"][0].double(), b["kernel"][0].double()
+    assert float(given.min()) >= 0 and abs(float(given.sum()) - 1) < 1e-6
+    assert 0 < float((given - drawn).abs().max()) < 0.5 * float(drawn.max())
+    true = spread_kernel(drawn[None, None], 0.5)[0, 0]
+    torch.testing.assert_close(Blur(true.float(), "circular")(b["sharp"][None])[0], b["blurred"], rtol=0, atol=1e-5)
+    assert float((Blur(given.float(), "circular")(b["sharp"][None])[0] - b["blurred"]).abs().max()) > 1e-3
+    with pytest.raises(InputError, match="kernel_error"):
+        BlurPairs(IMAGES, pool, crop=32, kernel_error={"fraction": 2.0, "blur": 0.5, "noise": 0.05})
+    with pytest.raises(InputError, match="kernel_error"):
+        BlurPairs(IMAGES, pool, crop=32, kernel_error={"blur": 0.5})
+
+
+def test_circular_batches_are_the_same_in_every_process():
+    """The circular draw is seeded from integers only, so a run's mixture does not depend on PYTHONHASHSEED."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import torch; from podm_cli.training.pairs import BlurPairs, KernelPool; "
+            "p = BlurPairs([torch.rand(1, 60, 60)], KernelPool([], 9, 0.0), crop=16, length=64, mode='valid', "
+            "circular_fraction=0.5, batch_size=4); print([p.circular_batch(i) for i in range(0, 64, 4)])")
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(runs) == 1 and "True" in runs.pop()

@@ -158,6 +158,22 @@ def test_training_step_on_valid_data_trains_through_the_adjusted_boundary():
     assert float(named["denoisers.0.net.model.0.weight"].grad[:, -1].abs().sum()) > 0
 
 
+
+def test_circular_batches_mixed_into_valid_training_get_a_circular_data_term():
+    """A batch flagged circular (``train_data.circular_fraction``) is restored with the circular F step even in a
+    valid/adjust module; a batch that mixes both kinds is refused."""
+    from podm_cli.training.module import RPODMModule
+
+    module = RPODMModule({"stages": 1, "denoiser": SMALL}, mode="valid", boundary="adjust")
+    x, y, k = _problem(n=2, size=32)
+    flags = {"circular": torch.tensor([True, True])}
+    assert module.batch_mode(flags) == "circular" and module.batch_mode({}) is None
+    assert module.batch_mode({"circular": torch.tensor([False, False])}) is None
+    assert module.data_term(y.float(), k.float(), module.batch_mode(flags)).mode == "circular"
+    assert module.data_term(y.float(), k.float()).adjusting
+    with pytest.raises(ValueError, match="mixes"):
+        module.batch_mode({"circular": torch.tensor([True, False])})
+
 def test_colour_images_go_channel_by_channel():
     model = RPODM(stages=2, denoiser=SMALL).eval()
     x = torch.rand(1, 3, 32, 32)
@@ -216,21 +232,29 @@ def test_adjusted_valid_data_step_and_method_stages(tmp_path):
     assert out.shape == y.shape and seen == [(0, (1, 1, 34, 34)), (1, (1, 1, 34, 34))]
 
 
-def test_shipped_model_runs_with_the_boundary_rule_it_was_trained_with():
-    """`podm eval`/`podm deblur` give the default model on `valid` data the rule it was trained with: a model
-    trained with edgetaper and run with adjust (or the reverse) loses 10 dB on Levin's data."""
+def test_shipped_models_run_with_the_boundary_rule_they_were_trained_with():
+    """`podm eval`/`podm deblur` give every shipped RPODM model trained on `valid` data the rule it was trained
+    with: a model trained with edgetaper and run with adjust (or the reverse) loses 5-10 dB on Levin's data."""
     from omegaconf import OmegaConf
 
     from podm_cli.apps import config_dir
     from podm_cli.apps.common import boundary_settings, method_boundary
-    from podm_cli.methods.rpodm import default_weights_path
+    from podm_cli.methods.rpodm import RPODMMethod, default_weights_path
 
     made = read_weights_file(default_weights_path())
     trained = made["trained_for"]
     assert trained["mode"] == "valid" and trained["quantize"] and made["config"]["noise_input"]
     assert load_weights(default_weights_path()).noise_range == tuple(trained["sigma"])
-    rule = method_boundary(boundary_settings(OmegaConf.load(config_dir() / "operator" / "valid.yaml")), "rpodm")
-    assert rule == trained["boundary"]
+    settings = boundary_settings(OmegaConf.load(config_dir() / "operator" / "valid.yaml"))
+    checked = []
+    for path in sorted((config_dir() / "method").glob("rpodm*.yaml")):
+        cfg = OmegaConf.load(path)
+        method = RPODMMethod(weights=cfg.get("weights"), name=cfg.get("name"))
+        trained = read_weights_file(method.weights_path)["trained_for"]
+        if trained.get("mode") == "valid":
+            assert method_boundary(settings, method.name) == trained["boundary"], method.name
+            checked.append(method.name)
+    assert {"rpodm", "rpodm_edgetaper"} <= set(checked)
 
 
 def test_weights_files_cannot_run_code(tmp_path):

@@ -28,6 +28,7 @@ class MemoryDataset:
     scoring: Scoring = field(default_factory=Scoring)
     note: str = "in-memory test protocol"
     root: Path = Path("/nowhere")
+    kernel: str = "exact"
     samples: list = field(default_factory=list)
 
     def __post_init__(self):
@@ -54,6 +55,28 @@ class Absent(IdentityMethod):
 class Exploding(IdentityMethod):
     def restore(self, data, sigma, on_stage=None):
         raise AssertionError("a resumed run recomputed a finished row")
+
+
+class SigmaRecorder(IdentityMethod):
+    """Records the noise levels it is asked to restore with."""
+
+    approximate_kernel_sigma_scale = 3.0
+
+    def __init__(self):
+        self.seen = []
+
+    def restore(self, data, sigma, on_stage=None):
+        self.seen.extend(sigma.tolist())
+        return data.initial()
+
+
+def test_an_approximate_kernel_raises_the_input_sigma_by_the_methods_factor(tmp_path):
+    """On a protocol whose kernel is approximate (levin_real) the method restores with its factor x sigma; on an
+    exact one with sigma itself."""
+    for kernel, want in (("exact", 0.01), ("approximate", 0.03)):
+        method = SigmaRecorder()
+        EvalRunner({"rec": method}, [MemoryDataset(kernel=kernel)], tmp_path / kernel).run()
+        assert method.seen and all(abs(s - want) < 1e-6 for s in method.seen), (kernel, method.seen)
 
 
 def _csv_rows(path: Path) -> list[dict]:

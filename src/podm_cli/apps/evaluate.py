@@ -75,6 +75,20 @@ def record_boundaries(outcome, methods: dict) -> list[str]:
     return [f"boundary on valid data: {'; '.join(f'{n} {used[n]}' for n in ran)}"] if ran else []
 
 
+def record_input_sigma(datasets: list, methods: dict) -> list[str]:
+    """One notice line per protocol whose kernel is approximate: which methods raised the input noise level."""
+    lines = []
+    for dataset in datasets:
+        if dataset.kernel != "approximate":
+            continue
+        raised = [f"{n} x{m.approximate_kernel_sigma_scale:g}" for n, m in methods.items()
+                  if m.approximate_kernel_sigma_scale != 1.0]
+        lines.append(f"{dataset.protocol}: the kernel is approximate (recovered from the capture); input sigma "
+                     f"{dataset.sigma * 255:g}/255" + (f", raised for {', '.join(raised)} (docs/noise_level.md)"
+                                                        if raised else " for every method"))
+    return lines
+
+
 def main(cfg: DictConfig) -> None:
     from podm_cli.evaluation.report import print_table, write_reports
     from podm_cli.evaluation.runner import EvalRunner, describe_plan, noise_levels, resolve_datasets
@@ -118,7 +132,7 @@ def main(cfg: DictConfig) -> None:
         fingerprints=method_fingerprints(cfg, methods),
     )
     outcome = runner.run()
-    outcome.notices.extend(notices + record_boundaries(outcome, methods))
+    outcome.notices.extend(notices + record_boundaries(outcome, methods) + record_input_sigma(datasets, methods))
     print_table(outcome.rows, outcome.skipped, outcome.notices)
     write_reports(outcome, out_dir, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
                   figures=cfg.report)

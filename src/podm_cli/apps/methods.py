@@ -11,7 +11,7 @@ True
 >>> build_method("nope")
 Traceback (most recent call last):
 ...
-podm_cli.errors.InputError: unknown method 'nope' (available: csf, csf_5x5, csf_official, epll, fdn, hl, ircnn, podm, podm_authors, rpodm, rpodm_levin, rtf, tv)
+podm_cli.errors.InputError: unknown method 'nope' (available: csf, csf_5x5, csf_official, epll, fdn, hl, ircnn, podm, podm_authors, rpodm, rpodm_edgetaper, rpodm_levin, rtf, tv)
 """
 
 from __future__ import annotations

@@ -179,7 +179,9 @@ def main(cfg: DictConfig) -> float:
             module.model, kwargs, out_dir / cfg.export,
             trained_for={"mode": mode, "sigma": td["sigma"], "sigma_spacing": td.get("sigma_spacing", "linear"),
                          "quantize": td["quantize"], "kernel_size": td["kernel_size"],
-                         **({"boundary": boundary} if mode == "valid" else {})},
+                         **({"kernel_error": td["kernel_error"]} if td.get("kernel_error") else {}),
+                         **({"boundary": boundary, "circular_fraction": td.get("circular_fraction", 0.0)}
+                            if mode == "valid" else {})},
             provenance={"command": "podm train " + " ".join(HydraConfig.get().overrides.task),
                         "steps": int(trainer.global_step), "best_val_psnr": best_score,
                         "checkpoint": str(best)},

@@ -96,6 +96,9 @@ class Protocol:
 
     ``version`` goes up whenever the protocol's meaning changes (data, noise or scoring), so results of
     different versions are never compared unknowingly; docs/protocol.md lists what each version changed.
+    ``kernel`` says how well the kernel given to methods is known: ``exact`` (it made the blur) or
+    ``approximate`` (recovered from a capture); methods may raise their input noise level for the latter
+    (:meth:`podm_cli.methods.base.Method.input_sigma`).
     """
 
     name: str
@@ -104,6 +107,7 @@ class Protocol:
     scoring: Scoring
     note: str
     version: int = 1
+    kernel: str = "exact"
 
 
 SUN_SCORING = Scoring(border=50, max_shift=10)
@@ -130,7 +134,7 @@ PROTOCOLS: dict[str, Protocol] = {
         "kernel = Levin kernel j, sigma = 1.5/255 is an estimate; scored with Levin et al.'s comp_upto_shift "
         "(border 15, best shift within +-5 px on a 0.25 px grid, bilinear), as every published number on it "
         "(version 2; version 1 searched integer shifts only)",
-        version=2,
+        version=2, kernel="approximate",
     ),
     "sun": Protocol(
         "sun", "valid", 0.01, SUN_SCORING,
@@ -152,13 +156,15 @@ class BenchmarkDataset(Dataset):
 
     Attributes: ``protocol`` (the name recorded in every result), ``version`` (of the protocol's
     definition), ``mode`` (``circular``/``valid``), ``scoring`` (:class:`~podm_cli.metrics.Scoring`),
-    ``note``, ``sigma`` (the protocol's noise level), ``names`` (item names in order), ``root`` (data root).
+    ``note``, ``sigma`` (the protocol's noise level), ``names`` (item names in order), ``root`` (data root),
+    ``kernel`` (``exact`` | ``approximate``: how well the given kernel is known).
     """
 
     def __init__(self, spec: Protocol, protocol: str, names: list[str], root: Path, sigma: float,
                  dtype: torch.dtype, note: str | None = None):
         self.protocol = protocol
         self.version = spec.version
+        self.kernel = spec.kernel
         self.mode = spec.mode
         self.scoring = spec.scoring
         self.note = note or spec.note

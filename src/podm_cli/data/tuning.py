@@ -35,40 +35,22 @@ __all__ = ["TuningSet", "approximate_kernels", "evenly", "load_tuning_set", "tun
 SCHELTEN = "train/kernels_schelten2015.mat"
 
 
-def _gaussian_blur(k: Tensor, std: float) -> Tensor:
-    """``k`` (N, 1, K, K) convolved ('same', zero padded) with a separable Gaussian of ``std`` px."""
-    r = max(1, int(np.ceil(3 * std)))
-    t = torch.arange(-r, r + 1, dtype=k.dtype)
-    g = torch.exp(-0.5 * (t / std) ** 2)
-    g = g / g.sum()
-    out = torch.nn.functional.conv2d(k, g.reshape(1, 1, 1, -1), padding=(0, r))
-    return torch.nn.functional.conv2d(out, g.reshape(1, 1, -1, 1), padding=(r, 0))
-
-
 def approximate_kernels(kernels: Tensor, names: list[str], blur: float = 0.5, noise: float = 0.05) -> tuple[Tensor, Tensor]:
-    """``(true, given)`` kernels (N, 1, K, K) that differ as a captured blur and its recovered kernel do.
-
-    ``true`` = ``kernels`` convolved with a Gaussian of ``blur`` px (the lens / sensor spread that a
-    recovered kernel misses, re-normalised); ``given`` = ``kernels`` plus Gaussian noise of ``noise`` times
-    each kernel's peak on the kernel's support dilated by one pixel (seeded per image by name), clipped at 0
-    and normalised. ``blur = noise = 0`` gives ``true == given == kernels``.
+    """``(true, given)`` kernels (N, 1, K, K) that differ as a captured blur and its recovered kernel do
+    (:mod:`podm_cli.kernels.error`: ``true`` spread by a Gaussian of ``blur`` px, ``given`` with noise of
+    ``noise`` x peak, seeded per image by name). ``blur = noise = 0`` gives ``true == given == kernels``.
 
     >>> k = torch.zeros(1, 1, 5, 5, dtype=torch.float64); k[0, 0, 2, 1:4] = 1 / 3
     >>> t, g = approximate_kernels(k, ["a"], blur=0.5, noise=0.1)
     >>> [round(float(v.sum()), 6) for v in (t, g)], bool((g >= 0).all()), bool(t[0, 0, 1, 2] > 0)
     ([1.0, 1.0], True, True)
     """
+    from podm_cli.kernels.error import noisy_kernel, spread_kernel
     from podm_cli.physics import image_seed
 
-    true = _gaussian_blur(kernels, blur) if blur > 0 else kernels.clone()
-    true = true / true.sum(dim=(-2, -1), keepdim=True)
-    support = torch.nn.functional.max_pool2d((kernels > 0).to(kernels.dtype), 3, stride=1, padding=1)
-    given = []
-    for k, s, name in zip(kernels, support, names):
-        g = torch.Generator().manual_seed(image_seed(name, base_seed=1))
-        eps = torch.randn(k.shape, generator=g, dtype=k.dtype) * (noise * float(k.max())) * s
-        k = (k + eps).clamp_min(0.0)
-        given.append(k / k.sum())
+    true = spread_kernel(kernels, blur)
+    given = [noisy_kernel(k, noise, torch.Generator().manual_seed(image_seed(name, base_seed=1)))
+             for k, name in zip(kernels, names)]
     return true, torch.stack(given)
 
 

@@ -123,15 +123,14 @@ def resolve_datasets(names: list[str], root: Path | None, limit, sigmas: list[fl
     return datasets, notices
 
 
-#: Measured seconds per megapixel of blurred image, per method, on 2 shared CPU cores with one thread each
-#: (``podm eval methods=[...] datasets=[levin_real,levin_valid_whole,sun_substitute] limit=2
-#: batch_size=1``, 2026-12; the machine was loaded by other jobs, so these are pessimistic; fdn: 2.5 s of CPU time per 255 x 255
-#: levin_real image). Used only to
-#: estimate a run's time before it starts.
+#: Measured seconds per megapixel of blurred image, per method, on the 2 CPU cores of the development machine,
+#: idle (2026-12-02: the levin_real / levin_valid_whole / levin runs of docs/training.md and
+#: ``podm eval methods=[epll,csf,csf_5x5,csf_official,rtf,podm,podm_authors] datasets=[levin_real] limit=4``;
+#: median over protocols). Used only to estimate a run's time before it starts.
 SECONDS_PER_MEGAPIXEL_CPU = {
-    "tv": 8.0, "hl": 9.0, "csf": 15.0, "csf_official": 21.0, "fdn": 40.0, "rtf": 70.0, "rpodm": 240.0, "rpodm_levin": 240.0,
-    "csf_5x5": 340.0,
-    "ircnn": 870.0, "epll": 900.0, "podm": 1050.0,
+    "hl": 0.8, "csf_official": 1.1, "csf": 1.3, "tv": 1.4, "rtf": 4.7, "fdn": 17.5, "rpodm": 22.0,
+    "rpodm_edgetaper": 25.0, "rpodm_levin": 26.0, "csf_5x5": 25.5, "ircnn": 80.0, "podm": 99.0,
+    "podm_authors": 113.0, "epll": 173.0,
 }
 
 
@@ -345,7 +344,8 @@ class EvalRunner:
         sample = dataset[0]
         y = sample.blurred[None].to(self.device, self.dtype)
         k = sample.kernel[None, None].to(self.device, self.dtype)
-        sigma = torch.tensor([float(sample.sigma)], device=self.device, dtype=self.dtype)
+        sigma = torch.tensor([float(method.input_sigma(sample.sigma, dataset.kernel))], device=self.device,
+                             dtype=self.dtype)
         example[name] = method(y, k, sigma, mode=dataset.mode).clamp(0, 1).to(torch.float64)[0].cpu()
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(example[name].contiguous(), path)
@@ -362,7 +362,8 @@ class EvalRunner:
             y = torch.stack([s.blurred for s in batch]).to(self.device, self.dtype)
             sharp = torch.stack([s.sharp for s in batch]).to(self.device, torch.float64)
             kernels = torch.stack([s.kernel for s in batch]).unsqueeze(1).to(self.device, self.dtype)
-            sigma = torch.tensor([float(s.sigma) for s in batch], device=self.device, dtype=self.dtype)
+            sigma = torch.tensor([float(method.input_sigma(s.sigma, dataset.kernel)) for s in batch],
+                                 device=self.device, dtype=self.dtype)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             start = time.perf_counter()

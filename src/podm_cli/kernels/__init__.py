@@ -1,5 +1,5 @@
-"""Blur kernels: reading and validating kernel files (:mod:`.files`) and the random camera-shake generator
-(:mod:`.motion`). Every kernel is a float64 ``(kh, kw)`` tensor, non-negative, summing to 1, in the
+"""Blur kernels: reading and validating kernel files (:mod:`.files`), the random camera-shake generator
+(:mod:`.motion`) and the model of a recovered kernel's error (:mod:`.error`). Every kernel is a float64 ``(kh, kw)`` tensor, non-negative, summing to 1, in the
 orientation of a true convolution kernel."""
 
 from podm_cli.kernels.files import (

@@ -112,6 +112,9 @@ class Method:
     #: Peak working memory per pixel of the extended (padded) image and per channel, bytes, on CPU: what
     #: ``podm deblur tile=auto`` budgets with (``python scripts/bench.py --memory-per-pixel`` measures it).
     bytes_per_pixel: float = 1000.0
+    #: Factor on the given noise level when the kernel is known only approximately (captured blurs, estimated
+    #: kernels): the kernel's error adds to the noise the data step must absorb. 1 = trust the given sigma.
+    approximate_kernel_sigma_scale: float = 1.0
 
     # -- to implement -------------------------------------------------------------------------
     def restore(self, data: DataTerm, sigma: Tensor, on_stage: StageHook | None = None) -> Tensor:
@@ -146,6 +149,18 @@ class Method:
     def edgetaper_iterations(self) -> int:
         """``boundary_handling.taper_iterations`` (read-only shortcut)."""
         return int(self.boundary_handling.taper_iterations)
+
+    def input_sigma(self, sigma: float | Tensor, kernel: str = "exact") -> float | Tensor:
+        """The noise level to restore with: ``sigma`` for an ``exact`` kernel, times
+        :attr:`approximate_kernel_sigma_scale` for an ``approximate`` one (``podm eval`` passes its protocol's).
+
+        >>> m = Method(); m.approximate_kernel_sigma_scale = 3.0
+        >>> m.input_sigma(0.01), round(m.input_sigma(0.01, "approximate"), 6)
+        (0.01, 0.03)
+        """
+        if kernel not in ("exact", "approximate"):
+            raise InputError(f"kernel must be exact or approximate, got {kernel!r}")
+        return sigma * self.approximate_kernel_sigma_scale if kernel == "approximate" else sigma
 
     # -- shared -------------------------------------------------------------------------------
     def missing(self, data_root: Path) -> str | None:

@@ -2,9 +2,11 @@
 
 Runs a model trained by ``podm train`` (:class:`podm_cli.models.RPODM`, exported by
 :func:`podm_cli.models.rpodm_weights.export_weights`). The default weights are podm's noise-adaptive model for
-real data (``src/podm_cli/assets/rpodm_real.pt``, trained by ``podm train +experiment=realistic_cpu`` on
-``valid`` blurs extended by edgetaper, noise in [1, 8]/255 and 8-bit rounding); the earlier
-circular-only model for the ``levin`` protocol stays selectable as ``weights=asset:rpodm_levin.pt``. Command,
+real data (``src/podm_cli/assets/rpodm_adjust.pt``: ``podm train +experiment=realistic_cpu`` on ``valid``
+blurs extended by edgetaper, noise in [1, 8]/255 and 8-bit rounding, then ``+experiment=realistic_adjust_cpu``
+with the adjusted F step trained through and a quarter of circular batches); the first stage
+(``rpodm_real.pt``, edgetaper) is the method ``rpodm_edgetaper`` and the earlier circular-only model for the
+``levin`` protocol ``rpodm_levin`` (``weights=asset:rpodm_levin.pt``). Command,
 hardware, wall time and validation curves: docs/training.md. Any other export: ``weights=PATH``. Files are
 read with ``torch.load(weights_only=True)``.
 
@@ -26,7 +28,7 @@ from podm_cli.paths import asset_path, resolve_model_path
 
 __all__ = ["DEFAULT_WEIGHTS", "RPODMMethod", "default_weights_path"]
 
-DEFAULT_WEIGHTS = "rpodm_real.pt"
+DEFAULT_WEIGHTS = "rpodm_adjust.pt"
 
 
 def default_weights_path() -> Path:
@@ -45,9 +47,9 @@ class RPODMMethod(Method):
 
     Args:
         weights: an exported ``.pt`` (``podm train`` writes ``<run dir>/rpodm.pt``) or ``asset:NAME``;
-            ``None`` = podm's default model (``rpodm_real.pt``).
+            ``None`` = podm's default model (``rpodm_adjust.pt``).
         clip: clip the estimate to [0, 1].
-        name: the row's name (``rpodm_levin`` for the earlier model's config).
+        name: the row's name (``rpodm_levin``, ``rpodm_edgetaper`` for the earlier models' configs).
     """
 
     name = "rpodm"

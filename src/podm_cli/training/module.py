@@ -75,15 +75,27 @@ class RPODMModule(L.LightningModule):
         self._val: list[Tensor] = []
 
     # -- restoration -----------------------------------------------------------------------------------
-    def data_term(self, y: Tensor, kernel: Tensor) -> DataTerm:
-        """The batch's data term (``kernel``: ``(N, 1, kh, kw)``)."""
+    def data_term(self, y: Tensor, kernel: Tensor, mode: str | None = None) -> DataTerm:
+        """The batch's data term (``kernel``: ``(N, 1, kh, kw)``; ``mode`` overrides the module's)."""
         rule = self.hparams.boundary
         rule = {"boundary": rule} if isinstance(rule, str) else dict(rule)
-        return BoundaryHandling(mode=self.hparams.mode, **rule).data_term(y, kernel)
+        return BoundaryHandling(mode=self.hparams.mode, **rule).data_term(y, kernel, mode)
 
-    def restore(self, y: Tensor, kernel: Tensor, sigma: Tensor, stages: int | None = None) -> list[Tensor]:
+    @staticmethod
+    def batch_mode(batch: dict) -> str | None:
+        """``"circular"`` for a batch of circular pairs mixed into valid training (``circular_fraction``),
+        else None (the module's mode)."""
+        flags = batch.get("circular")
+        if flags is None or not bool(flags.any()):
+            return None
+        if not bool(flags.all()):
+            raise ValueError("a training batch mixes circular and valid pairs (batch_size must match the data's)")
+        return "circular"
+
+    def restore(self, y: Tensor, kernel: Tensor, sigma: Tensor, stages: int | None = None,
+                mode: str | None = None) -> list[Tensor]:
         """Every stage's estimate (up to ``stages``) for a batch, cropped back to ``y``'s pixels."""
-        data = self.data_term(y, kernel)
+        data = self.data_term(y, kernel, mode)
         outs = self.restore_fn(data, sigma, return_stages=True, stages=stages)
         return [data.output(o) for o in outs]
 
@@ -97,7 +109,8 @@ class RPODMModule(L.LightningModule):
     # -- steps -----------------------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         active = self.active_stages()
-        x = self.restore(batch["blurred"], batch["kernel"], batch["sigma"], stages=active)[-1]
+        x = self.restore(batch["blurred"], batch["kernel"], batch["sigma"], stages=active,
+                         mode=self.batch_mode(batch))[-1]
         loss = restoration_loss(self.hparams.loss, x, batch["sharp"])
         self.log("train/loss", loss, prog_bar=True, batch_size=len(x))
         if self.hparams.warmup == "greedy":

@@ -12,6 +12,9 @@ test image, with kernels that are never the 8 Levin kernels.
   (``operator=circular``) or ``valid`` blur of a crop enlarged by the kernel (``operator=valid``), Gaussian
   noise of level ``sigma`` (a number or a ``[low, high]`` range), optional 8-bit rounding. Every item is a pure
   function of ``(seed, epoch, index)``, so a run is reproducible and workers need no shared state.
+* **Mixing** (``valid`` data): ``circular_fraction`` of whole batches are circular pairs instead (one model for
+  both worlds); ``kernel_error`` makes a fraction of pairs with a kernel known only approximately (blurred by
+  the true kernel, the model given a perturbed one: :mod:`podm_cli.kernels.error`).
 
 Example::
 
@@ -26,7 +29,7 @@ Example::
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -182,16 +185,53 @@ def spaced_sigma(sigma, u: float, spacing: str = "linear") -> float:
     return lo + (hi - lo) * u
 
 
+KERNEL_ERROR_KEYS = ("fraction", "blur", "noise")
+_CIRCULAR_STREAM = 1  # tags the per-batch circular draw's seed (4 integers; an item's seed hashes 3)
+
+
+def check_kernel_error(value: Mapping | None) -> dict | None:
+    """``train_data.kernel_error``: None, or ``{fraction, blur, noise}`` -- that fraction of pairs is blurred by the
+    drawn kernel spread by a Gaussian of ``blur`` px while the model is given it with noise of ``noise`` x peak
+    (:mod:`podm_cli.kernels.error`, the tuning set's model of a recovered kernel)."""
+    if value is None:
+        return None
+    value = dict(value)
+    if set(value) != set(KERNEL_ERROR_KEYS) or not all(isinstance(value[k], (int, float)) for k in value):
+        raise InputError(f"kernel_error must be null or {{fraction, blur, noise}} numbers, got {value}")
+    if not (0 <= value["fraction"] <= 1 and value["blur"] >= 0 and value["noise"] >= 0):
+        raise InputError(f"kernel_error needs 0 <= fraction <= 1, blur >= 0, noise >= 0, got {value}")
+    return {k: float(v) for k, v in value.items()}
+
+
+def approximate_kernel(k: Tensor, error: Mapping, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """``(true, given)`` for a drawn kernel ``k`` (K, K): the blur that makes the pair and what the model gets."""
+    from podm_cli.kernels.error import noisy_kernel, spread_kernel
+
+    k64 = k.to(torch.float64)
+    true = spread_kernel(k64[None, None], error["blur"])[0, 0]
+    return true.to(k.dtype), noisy_kernel(k64, error["noise"], gen).to(k.dtype)
+
+
 class BlurPairs(Dataset):
     """``length`` random training pairs per epoch (see the module docstring); call :meth:`set_epoch`."""
 
     def __init__(self, images: Sequence[Tensor], kernels: KernelPool, crop: int = 128, length: int = 1000,
                  sigma: float | Sequence[float] = 0.01, mode: str = "circular", quantize: bool = False,
-                 seed: int = 0, sigma_spacing: str = "linear"):
+                 seed: int = 0, sigma_spacing: str = "linear", circular_fraction: float = 0.0,
+                 batch_size: int = 1, kernel_error: Mapping | None = None):
         spaced_sigma(sigma, 0.0, sigma_spacing)  # checks the range and the spacing
         if mode not in ("circular", "valid"):
             raise InputError(f"blur mode must be circular or valid, got {mode!r}")
+        if not 0.0 <= float(circular_fraction) <= 1.0:
+            raise InputError(f"circular_fraction must be in [0, 1], got {circular_fraction}")
+        if int(batch_size) < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self.mode = mode
+        # valid data only: this fraction of whole batches (indices b*batch_size .. (b+1)*batch_size - 1) are
+        # circular pairs instead, so one model also keeps the synthetic circular world
+        self.circular_fraction = float(circular_fraction) if mode == "valid" else 0.0
+        self.batch_size = int(batch_size)
+        self.kernel_error = check_kernel_error(kernel_error)
         self.pad = kernels.kernel_size - 1 if mode == "valid" else 0
         need = crop + self.pad
         self.images = [im for im in images if min(im.shape[-2:]) >= need]
@@ -207,27 +247,43 @@ class BlurPairs(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def _pair(self, x: Tensor, gen: torch.Generator, sigma: float | None = None) -> dict[str, Tensor]:
+    def circular_batch(self, index: int) -> bool:
+        """Whether item ``index`` belongs to a circular batch (see ``circular_fraction``); a fraction of 0
+        draws no random number, so runs without mixing keep their stream."""
+        if self.circular_fraction <= 0.0:
+            return False
+        # integers only: a str in the tuple would make the hash differ between processes (PYTHONHASHSEED)
+        batch = int(index) // self.batch_size
+        gen = torch.Generator().manual_seed(hash((self.seed, self.epoch, batch, _CIRCULAR_STREAM)) & (2**62 - 1))
+        return float(torch.rand((), generator=gen)) < self.circular_fraction
+
+    def _pair(self, x: Tensor, gen: torch.Generator, sigma: float | None = None,
+              mode: str | None = None) -> dict[str, Tensor]:
         """Observe the (enlarged, for valid) sharp patch ``x`` with a random kernel and a noise level drawn
-        from the range (or ``sigma``)."""
+        from the range (or ``sigma``), blurred as ``mode`` (default: the set's)."""
         from podm_cli.physics.blur import valid_offset
 
         k = self.kernels.draw(gen)
+        true = k
+        if self.kernel_error and float(torch.rand((), generator=gen)) < self.kernel_error["fraction"]:
+            true, k = approximate_kernel(k, self.kernel_error, gen)
         if sigma is None:  # a fixed level draws nothing (the same stream as before ranges existed)
             lo, hi = noise_range(self.sigma)
             u = float(torch.rand((), generator=gen)) if hi > lo else 0.0
             sigma = spaced_sigma(self.sigma, u, self.sigma_spacing)
-        y = _observe(x.contiguous(), k, sigma, self.mode, self.quantize, gen)
-        if self.pad:
+        mode = mode or self.mode
+        y = _observe(x.contiguous(), true, sigma, mode, self.quantize, gen)
+        if mode == "valid":
             oy, ox = valid_offset(*k.shape)
             x = x[:, oy : oy + self.crop, ox : ox + self.crop]
         return {"blurred": y.float(), "sharp": x.contiguous().float(), "kernel": k[None].float(),
-                "sigma": torch.tensor(sigma, dtype=torch.float32)}
+                "sigma": torch.tensor(sigma, dtype=torch.float32), "circular": torch.tensor(mode == "circular")}
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         gen = torch.Generator().manual_seed(hash((self.seed, self.epoch, int(index))) & (2**62 - 1))
         im = self.images[int(torch.randint(len(self.images), (), generator=gen))]
-        size = self.crop + self.pad
+        mode = "circular" if self.circular_batch(index) else self.mode
+        size = self.crop + (self.pad if mode == "valid" else 0)
         h, w = im.shape[-2:]
         t = int(torch.randint(h - size + 1, (), generator=gen))
         left = int(torch.randint(w - size + 1, (), generator=gen))
@@ -235,18 +291,20 @@ class BlurPairs(Dataset):
         x = torch.rot90(x, int(torch.randint(4, (), generator=gen)), (1, 2))
         if float(torch.rand((), generator=gen)) < 0.5:
             x = x.flip(-1)
-        return self._pair(x, gen)
+        return self._pair(x, gen, mode=mode)
 
 
 class ValidationPairs(BlurPairs):
     """Fixed validation pairs: centre crops, one kernel per image drawn from a fixed seed, fixed noise (for a
     range ``[low, high]``: image ``i`` of ``n`` gets the level at fraction ``i / (n - 1)``, spaced as
-    ``sigma_spacing``, so the score covers the whole range)."""
+    ``sigma_spacing``, so the score covers the whole range); ``kernel_error`` as in training, drawn per image
+    from the fixed seed."""
 
     def __init__(self, images: Sequence[Tensor], kernels: KernelPool, crop: int = 128,
                  sigma: float | Sequence[float] = 0.01, mode: str = "circular", quantize: bool = False,
-                 seed: int = 12345, sigma_spacing: str = "linear"):
-        super().__init__(images, kernels, crop, len(images), sigma, mode, quantize, seed, sigma_spacing)
+                 seed: int = 12345, sigma_spacing: str = "linear", kernel_error: Mapping | None = None):
+        super().__init__(images, kernels, crop, len(images), sigma, mode, quantize, seed, sigma_spacing,
+                         kernel_error=kernel_error)
         self.length = len(self.images)
 
     def level(self, index: int) -> float:
