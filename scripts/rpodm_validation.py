@@ -6,9 +6,10 @@ Builds the validation pairs exactly as `podm train` did for the first weights fi
 minus BSD68, centre crops, fixed non-Levin kernels and noise) and prints mean PSNR/SSIM, overall and per
 noise level, of IRCNN and FDN (their `podm eval` defaults, with the boundary rule of
 configs/operator/valid.yaml for `valid` pairs), the model the run started from (``--init``) and each trained
-weights file given:
+weights file given, both with the boundary rule the first file was trained with (``trained_for.boundary``):
 
-    PODM_DATA=../shared/data python scripts/rpodm_validation.py src/podm_cli/assets/rpodm_real.pt --init asset:rpodm_levin.pt
+    PODM_DATA=../shared/data python scripts/rpodm_validation.py asset:rpodm_adjust.pt --baselines ircnn fdn rpodm_edgetaper
+    PODM_DATA=../shared/data python scripts/rpodm_validation.py asset:rpodm_real.pt --init asset:rpodm_levin.pt
     PODM_DATA=../shared/data python scripts/rpodm_validation.py src/podm_cli/assets/rpodm_levin.pt
 """
 
@@ -70,7 +71,8 @@ def main() -> None:
           f"{255 * min(levels):.2f}-{255 * max(levels):.2f}/255, quantized {made.get('quantize', False)}")
     for name in args.baselines:
         report(f"{name} (podm eval default)", build_method(name, data_root=root, boundary=boundary))
-    rule = method_boundary(boundary, "rpodm")  # the training's rule, for the starting model too
+    # the training's rule (recorded in the first weights file), for the starting model too
+    rule = made.get("boundary") or method_boundary(boundary, "rpodm")
     for label, path in ([("initialisation", args.init)] if args.init else []) + [("trained", p) for p in args.weights]:
         report(f"RPODM {label} ({path})", RPODMMethod(weights=path).with_boundary(**rule))
 

@@ -344,11 +344,16 @@ class EvalRunner:
         sample = dataset[0]
         y = sample.blurred[None].to(self.device, self.dtype)
         k = sample.kernel[None, None].to(self.device, self.dtype)
-        sigma = torch.tensor([float(method.input_sigma(sample.sigma, dataset.kernel))], device=self.device,
-                             dtype=self.dtype)
+        sigma = self._input_sigma(method, dataset, [sample])
         example[name] = method(y, k, sigma, mode=dataset.mode).clamp(0, 1).to(torch.float64)[0].cpu()
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(example[name].contiguous(), path)
+
+    def _input_sigma(self, method, dataset, samples) -> torch.Tensor:
+        """The noise levels ``method`` restores ``samples`` with (raised where the protocol's kernel is
+        approximate: :meth:`~podm_cli.methods.base.Method.input_sigma`)."""
+        return torch.tensor([float(method.input_sigma(s.sigma, dataset.kernel)) for s in samples],
+                            device=self.device, dtype=self.dtype)
 
     def _run_one(self, name, method, dataset, table: PerImageCSV, bar, example, key: str = "") -> None:
         def todo(sample) -> bool:
@@ -362,8 +367,7 @@ class EvalRunner:
             y = torch.stack([s.blurred for s in batch]).to(self.device, self.dtype)
             sharp = torch.stack([s.sharp for s in batch]).to(self.device, torch.float64)
             kernels = torch.stack([s.kernel for s in batch]).unsqueeze(1).to(self.device, self.dtype)
-            sigma = torch.tensor([float(method.input_sigma(s.sigma, dataset.kernel)) for s in batch],
-                                 device=self.device, dtype=self.dtype)
+            sigma = self._input_sigma(method, dataset, batch)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             start = time.perf_counter()
