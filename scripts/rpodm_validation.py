@@ -47,7 +47,8 @@ def main() -> None:
     made = read_weights_file(first).get("trained_for", {})
     mode = made.get("mode", "circular")
     dm = BlurPairsDataModule(str(root), mode=mode, val_images=args.val_images, val_crop=args.val_crop,
-                             sigma=made.get("sigma", 0.01), sigma_spacing=made.get("sigma_spacing", "linear"),
+                             sigma=made.get("sigma", 0.01),
+                             sigma_spacing=made.get("val_sigma_spacing") or made.get("sigma_spacing", "linear"),
                              quantize=bool(made.get("quantize", False)), kernel_size=int(made.get("kernel_size", 31)),
                              cache=str(default_cache_path()), train_images=1)
     dm.setup()

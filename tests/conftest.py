@@ -26,6 +26,16 @@ torch.set_num_threads(1)
 SHARED_DATA = Path(os.environ.get("PODM_DATA") or REPO.parent / "shared" / "data")
 
 
+def load_script(name: str):
+    """``scripts/<name>.py`` imported as a module (the scripts are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def shared_data_dir() -> Path | None:
     """$PODM_DATA, else ../shared/data beside the checkout; None when neither has the Levin files."""
     candidates = [os.environ.get("PODM_DATA"), REPO.parent / "shared" / "data"]

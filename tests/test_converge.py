@@ -5,7 +5,6 @@ app in-process (its data test skips without the reference data)."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
 from pathlib import Path
 
@@ -13,14 +12,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import SHARED_DATA as DATA
+from conftest import load_script
 from podm_cli.errors import InputError
 from podm_cli.evaluation.convergence import CURVE_COLUMNS, StudySample, check_methods, run_convergence
 from podm_cli.evaluation.convergence_output import average_curves, read_curves, summary_lines, write_study
 from podm_cli.optim import Deconvolution
 
 D64 = torch.float64
-REPO = Path(__file__).resolve().parents[1]
-from conftest import SHARED_DATA as DATA  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -161,9 +160,7 @@ def test_average_curves_fill_modes(tmp_path):
 def test_average_curves_script(tmp_path):
     _write_curves(tmp_path / "sweep" / "0" / "curves.csv", [("fista", 0, 2.0, "", 20.0, ""), ("fista", 1, 1.0, 0.2, 21.0, "")])
     _write_curves(tmp_path / "sweep" / "1" / "curves.csv", [("fista", 0, 4.0, "", 22.0, ""), ("fista", 1, 3.0, 0.1, 23.0, "")])
-    spec = importlib.util.spec_from_file_location("average_curves", REPO / "scripts" / "average_curves.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("average_curves")
     assert mod.main([str(tmp_path / "sweep")]) == 0
     with open(tmp_path / "sweep" / "curves_mean.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))

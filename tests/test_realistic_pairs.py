@@ -145,3 +145,27 @@ def test_circular_batches_are_the_same_in_every_process():
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
     assert len(runs) == 1 and "True" in runs.pop()
+
+
+def test_validation_keeps_its_own_ladder_and_exact_kernels_when_training_changes_the_draw(monkeypatch):
+    """``val_sigma_spacing`` / ``val_kernel_error`` (default: exact kernels): a run that trains on a linear draw
+    with recovered kernels is still scored on the earlier runs' log ladder with exact kernels."""
+    import podm_cli.training.datamodule as dm_mod
+
+    monkeypatch.setattr(dm_mod, "load_schelten", lambda root, size: [])
+    monkeypatch.setattr(dm_mod.BlurPairsDataModule, "_images", lambda self, split, limit: IMAGES)
+    error = {"fraction": 1.0, "blur": 0.5, "noise": 0.05}
+    common = dict(mode="valid", crop=32, val_crop=32, kernel_size=9, sigma=[0.004, 0.032], quantize=True)
+    before = dm_mod.BlurPairsDataModule("unused", sigma_spacing="log", **common)
+    now = dm_mod.BlurPairsDataModule("unused", sigma_spacing="linear", kernel_error=error,
+                                     val_sigma_spacing="log", **common)
+    before.setup(), now.setup()
+    assert now.train_set.kernel_error == error and now.train_set.sigma_spacing == "linear"
+    for i in range(len(IMAGES)):
+        a, b = before.val_set[i], now.val_set[i]
+        assert float(a["sigma"]) == float(b["sigma"])
+        assert torch.equal(a["blurred"], b["blurred"]) and torch.equal(a["kernel"], b["kernel"])
+    # without val_sigma_spacing the ladder follows the training draw (linear): the middle level moves
+    follows = dm_mod.BlurPairsDataModule("unused", sigma_spacing="linear", **common)
+    follows.setup()
+    assert float(follows.val_set[1]["sigma"]) == pytest.approx(0.018) != pytest.approx(float(now.val_set[1]["sigma"]))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 from scipy.signal import correlate2d
 
+from conftest import REPO, load_script
 from podm_cli.kernels import load_levin_kernels
 from podm_cli.training.pairs import BlurPairs, KernelPool, load_schelten, training_images
 
@@ -129,21 +128,11 @@ def test_hdf5_cache_holds_exactly_the_decoded_images(data_dir, tmp_path):
 
 # --- every list podm trains or tunes on is the clean list (names only, but for the decoded `splits` reused) ---
 
-REPO = Path(__file__).resolve().parents[1]
 #: The default tuning set (16 images) over the clean BSDS500-train list (199 images); the selection over the
 #: old list (200, with 12003) differed in 6 names: 151087 164074 183055 24063 26031 54005.
 #: The tuning set every documented choice was made on (12003 is not among them; it never was).
 TUNING_16 = ["100075", "113009", "135037", "151087", "164074", "183055", "198023", "225017", "24063", "26031",
              "301007", "35058", "376001", "54005", "67079", "97017"]
-
-
-def _script(name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _stems(files) -> list[str]:
@@ -172,7 +161,7 @@ def test_training_images_is_the_clean_list(splits):
 def test_gmm_and_csf_scripts_train_and_validate_on_the_clean_list(data_dir, script, held, every):
     from podm_cli.data.training_list import clean_files
 
-    train, other = _script(script).split_images(data_dir)
+    train, other = load_script(script).split_images(data_dir)
     clean = clean_files(data_dir)
     assert len(train) == 399 - held and len(other) == held
     assert sorted(train + other) == sorted(clean) and not set(train) & set(other)
@@ -195,7 +184,7 @@ def test_tuning_set_is_evenly_spaced_over_the_clean_bsds_train_list(data_dir):
 def test_tv_hl_sweep_draws_from_the_clean_list(data_dir):
     """The sweep's image list (scripts/sweep_tv_hl.py) is the clean BSDS500-train list: asking for more
     images than it has fails with its count (199, not the folder's 200), before any image is decoded."""
-    sweep = _script("sweep_tv_hl")
+    sweep = load_script("sweep_tv_hl")
     with pytest.raises(SystemExit, match=r"need 200 BSDS500 train images .* found 199"):
         sweep.make_problems(data_dir, 200, 64, (31, 31), 0.01, 0)
 

@@ -20,7 +20,9 @@ class BlurPairsDataModule(L.LightningDataModule):
     """Args mirror ``train_data`` in ``configs/train.yaml``: ``crop``, ``batch_size``, ``num_workers``,
     ``sigma`` (number or ``[low, high]``), ``sigma_spacing`` (``linear`` | ``log`` over the range), ``quantize``, ``kernel_size``, ``real_kernel_fraction``,
     ``circular_fraction`` (valid data: that fraction of training batches are circular pairs),
-    ``kernel_error`` (None or ``{fraction, blur, noise}``: pairs whose model kernel is only approximate),
+    ``kernel_error`` (None or ``{fraction, blur, noise}``: training pairs whose model kernel is only approximate),
+    ``val_sigma_spacing`` (the validation ladder's spacing; None = ``sigma_spacing``), ``val_kernel_error``
+    (validation pairs with approximate kernels; None = exact kernels, comparable between runs),
     ``samples_per_epoch``, ``train_images`` / ``val_images`` (limits), ``val_crop``; ``mode`` is the
     operator (circular | valid); ``data_root`` the data locator's root; ``cache`` an HDF5 file or None."""
 
@@ -29,7 +31,8 @@ class BlurPairsDataModule(L.LightningDataModule):
                  kernel_size: int = 31, real_kernel_fraction: float = 0.5, samples_per_epoch: int = 2000,
                  train_images: int | None = None, val_images: int | None = 16, val_crop: int = 128,
                  cache: str | None = None, seed: int = 0, sigma_spacing: str = "linear",
-                 circular_fraction: float = 0.0, kernel_error: dict | None = None):
+                 circular_fraction: float = 0.0, kernel_error: dict | None = None,
+                 val_sigma_spacing: str | None = None, val_kernel_error: dict | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.train_set: BlurPairs | None = None
@@ -54,7 +57,8 @@ class BlurPairsDataModule(L.LightningDataModule):
                                    h.sigma, h.mode, h.quantize, h.seed, h.sigma_spacing,
                                    h.circular_fraction, h.batch_size, h.kernel_error)
         self.val_set = ValidationPairs(self._images("val", h.val_images), pool, h.val_crop, h.sigma, h.mode,
-                                       h.quantize, sigma_spacing=h.sigma_spacing, kernel_error=h.kernel_error)
+                                       h.quantize, sigma_spacing=h.val_sigma_spacing or h.sigma_spacing,
+                                       kernel_error=h.val_kernel_error)
 
     def train_dataloader(self) -> DataLoader:
         # a new stream of pairs every epoch (Trainer(reload_dataloaders_every_n_epochs=1)); resuming restores
