@@ -119,12 +119,11 @@ class IRCNN(OfficialBank, Method):
         self.denoiser_first = float(denoiser_first)
         self.denoiser_last = float(denoiser_last)
         self.rho_divisor = float(rho_divisor)
-        if not (math.isfinite(sigma_scale) and sigma_scale > 0):
-            raise InputError(f"sigma_scale must be a finite number > 0, got {sigma_scale}")
+        for name, value in (("sigma_scale", sigma_scale),
+                            ("approximate_kernel_sigma_scale", approximate_kernel_sigma_scale)):
+            if not (math.isfinite(value) and value > 0):
+                raise InputError(f"{name} must be a finite number > 0, got {value}")
         self.sigma_scale = float(sigma_scale)
-        if not (math.isfinite(approximate_kernel_sigma_scale) and approximate_kernel_sigma_scale > 0):
-            raise InputError(f"approximate_kernel_sigma_scale must be a finite number > 0, got "
-                             f"{approximate_kernel_sigma_scale}")
         self.approximate_kernel_sigma_scale = float(approximate_kernel_sigma_scale)
         self._init_bank(weights, data_root, bank)
 
