@@ -192,7 +192,8 @@ def test_stacked_files_hold_the_stages(fdn_dir):
 
 
 def test_method_shapes_and_stages(fdn_dir):
-    m = FDNMethod(finetuned=False, stages=2, data_root=fdn_dir.parents[2]).with_boundary(boundary="liu")
+    m = FDNMethod(weights="sigma_1.0-3.0", finetuned=False, stages=2,
+                  data_root=fdn_dir.parents[2]).with_boundary(boundary="liu")
     assert m.boundary == "adjust"  # FDN keeps its own boundary handling
     y = torch.rand(2, 3, 30, 34)
     k = torch.ones(5, 7) / 35
@@ -206,6 +207,40 @@ def test_method_shapes_and_stages(fdn_dir):
     grey = m(y[:1, 1:2], k, 1.5 / 255, mode="valid")
     assert torch.allclose(x[:, 1:2], grey, atol=1e-5)
     assert torch.equal(m(y[:1], k, 0.1 / 255, mode="valid"), m(y[:1], k, 1.0 / 255, mode="valid"))
+
+
+def test_auto_weights_follow_the_noise_level(fdn_dir):
+    """weights=auto (the default) restores with the authors' 1..3/255 model inside its range and with the wide
+    0.1..12.75/255 one outside it, exactly as the named sets do."""
+    root = fdn_dir.parents[2]
+    auto = FDNMethod(finetuned=False, stages=1, data_root=root)
+    assert auto.weights == "auto"
+    assert {f.split("/")[2] for f in auto.requirements.files} == {"sigma_1.0-3.0", "sigma_0.1-12.75"}
+    assert [auto.weights_for(s / 255) for s in (0.5, 1.0, 2.55, 3.0, 3.5, 7.65)] == \
+        ["sigma_0.1-12.75"] + ["sigma_1.0-3.0"] * 3 + ["sigma_0.1-12.75"] * 2
+    assert auto.weight_set(torch.tensor([2.0, 5.0]) / 255) == "sigma_0.1-12.75"  # one level outside: the wide set
+    y, k = torch.rand(1, 1, 24, 24), torch.ones(3, 3) / 9
+    for s, name in ((2.0, "sigma_1.0-3.0"), (7.65, "sigma_0.1-12.75")):
+        named = FDNMethod(weights=name, finetuned=False, stages=1, data_root=root)
+        assert torch.equal(auto(y, k, s / 255, mode="valid"), named(y, k, s / 255, mode="valid"))
+    narrow = FDNMethod(weights="sigma_1.0-3.0", finetuned=False, stages=1, data_root=root)
+    assert not torch.allclose(auto(y, k, 7.65 / 255, mode="valid"), narrow(y, k, 7.65 / 255, mode="valid"), atol=1e-3)
+    assert FDNMethod().missing(root / "nowhere") is not None
+
+
+def test_eval_notice_names_the_weight_set_per_protocol(fdn_dir):
+    from types import SimpleNamespace
+
+    from podm_cli.apps.evaluate import record_weight_sets
+    from podm_cli.methods.tv import TV
+
+    methods = {"fdn": FDNMethod(data_root=fdn_dir.parents[2]), "tv": TV()}
+    datasets = [SimpleNamespace(protocol="levin_real", sigma=1.5 / 255, kernel="approximate"),
+                SimpleNamespace(protocol="levin_valid_whole[sigma=0.03]", sigma=0.03, kernel="exact"),
+                SimpleNamespace(protocol="sun", sigma=0.01, kernel="exact")]
+    outcome = SimpleNamespace(rows=[{"method": m, "dataset": d.protocol} for m in methods for d in datasets[:2]])
+    assert record_weight_sets(outcome, datasets, methods) == [
+        "fdn weights: levin_real sigma_1.0-3.0; levin_valid_whole[sigma=0.03] sigma_0.1-12.75"]
 
 
 def test_untrained_cascade_shapes():

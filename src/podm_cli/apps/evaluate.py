@@ -89,6 +89,18 @@ def record_input_sigma(datasets: list, methods: dict) -> list[str]:
     return lines
 
 
+def record_weight_sets(outcome, datasets: list, methods: dict) -> list[str]:
+    """One notice line per method that picks its weights by noise level (FDN): the set used on each protocol."""
+    ran = {(row["method"], row["dataset"]) for row in outcome.rows}
+    lines = []
+    for name, method in methods.items():
+        used = [(d.protocol, method.weights_for(method.input_sigma(d.sigma, d.kernel)))
+                for d in datasets if (name, d.protocol) in ran]
+        if used and used[0][1] is not None:
+            lines.append(f"{name} weights: " + "; ".join(f"{p} {w}" for p, w in used))
+    return lines
+
+
 def main(cfg: DictConfig) -> None:
     from podm_cli.evaluation.report import print_table, write_reports
     from podm_cli.evaluation.runner import EvalRunner, describe_plan, noise_levels, resolve_datasets
@@ -132,7 +144,8 @@ def main(cfg: DictConfig) -> None:
         fingerprints=method_fingerprints(cfg, methods),
     )
     outcome = runner.run()
-    outcome.notices.extend(notices + record_boundaries(outcome, methods) + record_input_sigma(datasets, methods))
+    outcome.notices.extend(notices + record_boundaries(outcome, methods) + record_input_sigma(datasets, methods)
+                           + record_weight_sets(outcome, datasets, methods))
     print_table(outcome.rows, outcome.skipped, outcome.notices)
     write_reports(outcome, out_dir, OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
                   figures=cfg.report)

@@ -78,19 +78,32 @@ class TuningSet:
         blurred = Blur(self.kernels)(self.sharp)
         return add_gaussian_noise(blurred, sigma, seed=[image_seed(n) for n in self.names]).float()
 
-    def observe_captured(self, sigma: float, blur: float = 0.5, noise: float = 0.05, bits: int | None = 8
-                         ) -> tuple[Tensor, Tensor, Tensor]:
+    def observe_captured(self, sigma: float, blur: float = 0.5, noise: float = 0.05, bits: int | None = 8,
+                         given_blur: float = 0.0, rotation: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
         """A captured blur's conditions: ``(y, given kernels, sharp truth aligned with y)``.
 
         ``y`` = ``valid`` blur of the crops by the *true* kernels of :func:`approximate_kernels`, plus
         Gaussian noise ``sigma`` (seeded per image), rounded to ``bits`` bits (None: not rounded), float32;
         ``y`` is ``crop - K + 1`` px a side and the truth is the sharp crop's matching centre (float64).
+        Two further kernel errors (both off by default): ``given_blur`` spreads the *given* kernel by a
+        Gaussian of that many px before its noise (the recovered kernel blurrier than the true one), and
+        ``rotation`` makes the true blur turn across the frame, from the kernel rotated by ``-rotation``
+        degrees at the left column to ``+rotation`` at the right (a linear blend of the two blurred images).
         """
+        from podm_cli.kernels.error import rotate_kernel, spread_kernel
         from podm_cli.physics import Blur, add_gaussian_noise, image_seed, quantize
         from podm_cli.physics.blur import valid_offset
 
-        true, given = approximate_kernels(self.kernels, self.names, blur, noise)
-        blurred = Blur(true, "valid")(self.sharp)
+        recovered = spread_kernel(self.kernels, given_blur) if given_blur > 0 else self.kernels
+        _, given = approximate_kernels(recovered, self.names, 0.0, noise)
+        true = spread_kernel(self.kernels, blur)
+        if rotation:
+            left = Blur(rotate_kernel(true, -rotation), "valid")(self.sharp)
+            right = Blur(rotate_kernel(true, rotation), "valid")(self.sharp)
+            w = torch.linspace(0.0, 1.0, left.shape[-1], dtype=left.dtype)
+            blurred = left * (1 - w) + right * w
+        else:
+            blurred = Blur(true, "valid")(self.sharp)
         y = add_gaussian_noise(blurred, sigma, seed=[image_seed(n) for n in self.names])
         if bits is not None:
             y = quantize(y, bits)

@@ -5,7 +5,10 @@ tuning set (:func:`podm_cli.data.tuning.approximate_kernels`) and the training p
 The *true* kernel is the recovered one spread by a Gaussian of ``blur`` px (the lens / sensor spread a
 recovered kernel misses, :func:`spread_kernel`); the *given* kernel is the recovered one plus Gaussian noise
 of ``noise`` times its peak on its support dilated by one pixel, clipped at 0 and normalised
-(:func:`noisy_kernel`).
+(:func:`noisy_kernel`). Two more ways a recovered kernel can be wrong serve the tuning set's checks: the
+recovered kernel spread instead of the true one (a calibration target's own size, ``given_blur``), and a blur
+that turns across the frame (:func:`rotate_kernel`; the shift-invariance that Levin et al. 2009 found
+violated in their captures).
 
 >>> import torch
 >>> k = torch.zeros(1, 1, 5, 5, dtype=torch.float64); k[0, 0, 2, 1:4] = 1 / 3
@@ -22,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["noisy_kernel", "spread_kernel"]
+__all__ = ["noisy_kernel", "rotate_kernel", "spread_kernel"]
 
 
 def spread_kernel(k: Tensor, std: float) -> Tensor:
@@ -46,3 +49,23 @@ def noisy_kernel(k: Tensor, noise: float, generator: torch.Generator) -> Tensor:
     eps = torch.randn(k.shape, generator=generator, dtype=k.dtype) * (noise * float(k.max())) * support.reshape(k.shape)
     out = (k + eps).clamp_min(0.0)
     return out / out.sum()
+
+
+def rotate_kernel(k: Tensor, degrees: float) -> Tensor:
+    """``k`` (N, 1, K, K) rotated by ``degrees`` about its centre (bilinear, same size), clipped at 0 and
+    normalised; ``degrees = 0`` returns a normalised copy.
+
+    >>> k = torch.zeros(1, 1, 7, 7, dtype=torch.float64); k[0, 0, 3, 1:6] = 0.2
+    >>> r = rotate_kernel(k, 90.0)
+    >>> round(float(r.sum()), 6), bool(torch.allclose(r[0, 0, 1:6, 3], torch.full((5,), 0.2, dtype=r.dtype), atol=1e-6))
+    (1.0, True)
+    """
+    if degrees == 0:
+        return k / k.sum(dim=(-2, -1), keepdim=True)
+    import numpy as np
+    from scipy.ndimage import rotate
+
+    flat = k.detach().cpu().double().reshape(-1, *k.shape[-2:]).numpy()
+    out = np.stack([np.clip(rotate(a, degrees, reshape=False, order=1), 0.0, None) for a in flat])
+    out = torch.from_numpy(out).to(dtype=k.dtype, device=k.device).reshape(k.shape)
+    return out / out.sum(dim=(-2, -1), keepdim=True)

@@ -162,6 +162,14 @@ class Method:
             raise InputError(f"kernel must be exact or approximate, got {kernel!r}")
         return sigma * self.approximate_kernel_sigma_scale if kernel == "approximate" else sigma
 
+    def weights_for(self, sigma: float) -> str | None:
+        """Which of its weight sets the method restores noise level ``sigma`` with (``None``: one for all).
+
+        >>> Method().weights_for(0.01) is None
+        True
+        """
+        return None
+
     # -- shared -------------------------------------------------------------------------------
     def missing(self, data_root: Path) -> str | None:
         """``None`` when the method can run with this data root, else one line saying why not."""
