@@ -169,3 +169,20 @@ def test_validation_keeps_its_own_ladder_and_exact_kernels_when_training_changes
     follows = dm_mod.BlurPairsDataModule("unused", sigma_spacing="linear", **common)
     follows.setup()
     assert float(follows.val_set[1]["sigma"]) == pytest.approx(0.018) != pytest.approx(float(now.val_set[1]["sigma"]))
+
+
+def test_intensity_darkens_each_crop_by_its_own_factor_and_keeps_the_pair_stream():
+    pool = _delta_pool()
+    plain = BlurPairs(IMAGES, pool, crop=24, length=30, sigma=[0.005, 0.03], mode="valid")
+    dark = BlurPairs(IMAGES, pool, crop=24, length=30, sigma=[0.005, 0.03], mode="valid", intensity=[0.4, 0.8])
+    factors = []
+    for i in range(30):
+        a, b = plain[i], dark[i]
+        assert torch.equal(a["kernel"], b["kernel"]) and torch.equal(a["sigma"], b["sigma"])
+        c = float(b["sharp"].sum() / a["sharp"].sum())
+        assert torch.allclose(b["sharp"], c * a["sharp"], atol=1e-6)
+        factors.append(c)
+    assert 0.4 <= min(factors) < 0.5 and 0.7 < max(factors) <= 0.8  # drawn per item over the whole range
+    for bad in ([0.0, 0.5], [0.8, 0.4], [0.5, 1.2], "dark"):
+        with pytest.raises(InputError, match="intensity"):
+            BlurPairs(IMAGES, pool, crop=24, intensity=bad)

@@ -13,7 +13,8 @@ test image, with kernels that are never the 8 Levin kernels.
   noise of level ``sigma`` (a number or a ``[low, high]`` range), optional 8-bit rounding. Every item is a pure
   function of ``(seed, epoch, index)``, so a run is reproducible and workers need no shared state.
 * **Mixing** (``valid`` data): ``circular_fraction`` of whole batches are circular pairs instead (one model for
-  both worlds); ``kernel_error`` makes a fraction of pairs with a kernel known only approximately (blurred by
+  both worlds); ``intensity`` darkens each training crop by a factor drawn in ``[low, high]`` (images as dark
+  as Levin's); ``kernel_error`` makes a fraction of pairs with a kernel known only approximately (blurred by
   the true kernel, the model given a perturbed one: :mod:`podm_cli.kernels.error`).
 
 Example::
@@ -187,6 +188,20 @@ def spaced_sigma(sigma, u: float, spacing: str = "linear") -> float:
 
 KERNEL_ERROR_KEYS = ("fraction", "blur", "noise")
 _CIRCULAR_STREAM = 1  # tags the per-batch circular draw's seed (4 integers; an item's seed hashes 3)
+_INTENSITY_STREAM = 2  # tags the per-item intensity factor's seed (the pair's own stream stays as without it)
+
+
+def check_intensity(value: Sequence[float] | None) -> tuple[float, float] | None:
+    """``train_data.intensity``: None, or ``[low, high]`` with ``0 < low <= high <= 1``."""
+    if value is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InputError(f"intensity must be null or [low, high], got {value}") from None
+    if not 0.0 < lo <= hi <= 1.0:
+        raise InputError(f"intensity needs 0 < low <= high <= 1, got {value}")
+    return lo, hi
 
 
 def check_kernel_error(value: Mapping | None) -> dict | None:
@@ -218,7 +233,8 @@ class BlurPairs(Dataset):
     def __init__(self, images: Sequence[Tensor], kernels: KernelPool, crop: int = 128, length: int = 1000,
                  sigma: float | Sequence[float] = 0.01, mode: str = "circular", quantize: bool = False,
                  seed: int = 0, sigma_spacing: str = "linear", circular_fraction: float = 0.0,
-                 batch_size: int = 1, kernel_error: Mapping | None = None):
+                 batch_size: int = 1, kernel_error: Mapping | None = None,
+                 intensity: Sequence[float] | None = None):
         spaced_sigma(sigma, 0.0, sigma_spacing)  # checks the range and the spacing
         if mode not in ("circular", "valid"):
             raise InputError(f"blur mode must be circular or valid, got {mode!r}")
@@ -232,6 +248,7 @@ class BlurPairs(Dataset):
         self.circular_fraction = float(circular_fraction) if mode == "valid" else 0.0
         self.batch_size = int(batch_size)
         self.kernel_error = check_kernel_error(kernel_error)
+        self.intensity = check_intensity(intensity)
         self.pad = kernels.kernel_size - 1 if mode == "valid" else 0
         need = crop + self.pad
         self.images = [im for im in images if min(im.shape[-2:]) >= need]
@@ -291,6 +308,11 @@ class BlurPairs(Dataset):
         x = torch.rot90(x, int(torch.randint(4, (), generator=gen)), (1, 2))
         if float(torch.rand((), generator=gen)) < 0.5:
             x = x.flip(-1)
+        if self.intensity:
+            lo, hi = self.intensity
+            own = torch.Generator().manual_seed(hash((self.seed, self.epoch, int(index), _INTENSITY_STREAM))
+                                                & (2**62 - 1))
+            x = x * (lo + (hi - lo) * float(torch.rand((), generator=own)))
         return self._pair(x, gen, mode=mode)
 
 
