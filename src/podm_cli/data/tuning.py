@@ -35,10 +35,12 @@ __all__ = ["TuningSet", "approximate_kernels", "evenly", "load_tuning_set", "tun
 SCHELTEN = "train/kernels_schelten2015.mat"
 
 
-def approximate_kernels(kernels: Tensor, names: list[str], blur: float = 0.5, noise: float = 0.05) -> tuple[Tensor, Tensor]:
+def approximate_kernels(kernels: Tensor, names: list[str], blur: float = 0.5, noise: float = 0.05,
+                        given_blur: float = 0.0) -> tuple[Tensor, Tensor]:
     """``(true, given)`` kernels (N, 1, K, K) that differ as a captured blur and its recovered kernel do
-    (:mod:`podm_cli.kernels.error`: ``true`` spread by a Gaussian of ``blur`` px, ``given`` with noise of
-    ``noise`` x peak, seeded per image by name). ``blur = noise = 0`` gives ``true == given == kernels``.
+    (:mod:`podm_cli.kernels.error`: ``true`` spread by a Gaussian of ``blur`` px, ``given`` spread by
+    ``given_blur`` px and then with noise of ``noise`` x peak, seeded per image by name).
+    ``blur = noise = given_blur = 0`` gives ``true == given == kernels``.
 
     >>> k = torch.zeros(1, 1, 5, 5, dtype=torch.float64); k[0, 0, 2, 1:4] = 1 / 3
     >>> t, g = approximate_kernels(k, ["a"], blur=0.5, noise=0.1)
@@ -49,8 +51,9 @@ def approximate_kernels(kernels: Tensor, names: list[str], blur: float = 0.5, no
     from podm_cli.physics import image_seed
 
     true = spread_kernel(kernels, blur)
+    recovered = spread_kernel(kernels, given_blur) if given_blur > 0 else kernels
     given = [noisy_kernel(k, noise, torch.Generator().manual_seed(image_seed(name, base_seed=1)))
-             for k, name in zip(kernels, names)]
+             for k, name in zip(recovered, names)]
     return true, torch.stack(given)
 
 
@@ -90,13 +93,11 @@ class TuningSet:
         ``rotation`` makes the true blur turn across the frame, from the kernel rotated by ``-rotation``
         degrees at the left column to ``+rotation`` at the right (a linear blend of the two blurred images).
         """
-        from podm_cli.kernels.error import rotate_kernel, spread_kernel
+        from podm_cli.kernels.error import rotate_kernel
         from podm_cli.physics import Blur, add_gaussian_noise, image_seed, quantize
         from podm_cli.physics.blur import valid_offset
 
-        recovered = spread_kernel(self.kernels, given_blur) if given_blur > 0 else self.kernels
-        _, given = approximate_kernels(recovered, self.names, 0.0, noise)
-        true = spread_kernel(self.kernels, blur)
+        true, given = approximate_kernels(self.kernels, self.names, blur, noise, given_blur)
         if rotation:
             left = Blur(rotate_kernel(true, -rotation), "valid")(self.sharp)
             right = Blur(rotate_kernel(true, rotation), "valid")(self.sharp)

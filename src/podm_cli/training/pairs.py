@@ -191,6 +191,12 @@ _CIRCULAR_STREAM = 1  # tags the per-batch circular draw's seed (4 integers; an 
 _INTENSITY_STREAM = 2  # tags the per-item intensity factor's seed (the pair's own stream stays as without it)
 
 
+def _stream(*parts: int) -> torch.Generator:
+    """A generator seeded from integers only (a str in the tuple would make the hash differ between processes,
+    PYTHONHASHSEED): an item's stream hashes ``(seed, epoch, index)``, a side draw adds its stream tag."""
+    return torch.Generator().manual_seed(hash(tuple(int(p) for p in parts)) & (2**62 - 1))
+
+
 def check_intensity(value: Sequence[float] | None) -> tuple[float, float] | None:
     """``train_data.intensity``: None, or ``[low, high]`` with ``0 < low <= high <= 1``."""
     if value is None:
@@ -269,9 +275,8 @@ class BlurPairs(Dataset):
         draws no random number, so runs without mixing keep their stream."""
         if self.circular_fraction <= 0.0:
             return False
-        # integers only: a str in the tuple would make the hash differ between processes (PYTHONHASHSEED)
         batch = int(index) // self.batch_size
-        gen = torch.Generator().manual_seed(hash((self.seed, self.epoch, batch, _CIRCULAR_STREAM)) & (2**62 - 1))
+        gen = _stream(self.seed, self.epoch, batch, _CIRCULAR_STREAM)
         return float(torch.rand((), generator=gen)) < self.circular_fraction
 
     def _pair(self, x: Tensor, gen: torch.Generator, sigma: float | None = None,
@@ -297,7 +302,7 @@ class BlurPairs(Dataset):
                 "sigma": torch.tensor(sigma, dtype=torch.float32), "circular": torch.tensor(mode == "circular")}
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        gen = torch.Generator().manual_seed(hash((self.seed, self.epoch, int(index))) & (2**62 - 1))
+        gen = _stream(self.seed, self.epoch, index)
         im = self.images[int(torch.randint(len(self.images), (), generator=gen))]
         mode = "circular" if self.circular_batch(index) else self.mode
         size = self.crop + (self.pad if mode == "valid" else 0)
@@ -310,8 +315,7 @@ class BlurPairs(Dataset):
             x = x.flip(-1)
         if self.intensity:
             lo, hi = self.intensity
-            own = torch.Generator().manual_seed(hash((self.seed, self.epoch, int(index), _INTENSITY_STREAM))
-                                                & (2**62 - 1))
+            own = _stream(self.seed, self.epoch, index, _INTENSITY_STREAM)
             x = x * (lo + (hi - lo) * float(torch.rand((), generator=own)))
         return self._pair(x, gen, mode=mode)
 
