@@ -17,7 +17,11 @@ gradient of the sharp crop) and by kernel extent (<= 17, 18-23, >= 24 px): where
 ``--levin-kernels SIGMA`` is a diagnosis, never a selection: the validation's sharp crops (BSDS, never a Levin
 image) re-blurred by Levin's 8 kernels (exact, ``valid``, cycled over the crops), noise SIGMA, 8-bit, with
 the mean per kernel -- whether a difference that Levin's benchmark shows comes from its kernels
-(``--intensity 0.55``: crops darkened to Levin's mean grey level first).
+(``--intensity 0.55``: crops darkened to Levin's mean grey level first). ``--strokes`` replaces the crops by
+procedural stroke images (:mod:`podm_cli.training.strokes`, seeds no training run draws), the content of Levin's
+im3 / im4 that BSDS lacks; ``--sigma`` gives every pair one noise level instead of the ladder:
+
+    PODM_DATA=../shared/data python scripts/rpodm_validation.py asset:rpodm_adjust.pt --baselines ircnn --val-images 32 --strokes --sigma 0.03
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ from podm_cli.metrics import psnr, ssim
 from podm_cli.models.rpodm_weights import read_weights_file
 from podm_cli.training.cache import default_cache_path
 from podm_cli.training.datamodule import BlurPairsDataModule
+from podm_cli.training.pairs import ValidationPairs
+from podm_cli.training.strokes import stroke_image
+
+STROKE_VALIDATION_SEED = 10**6  # training draws its stroke seeds at random in [0, 2**62): these are fixed
 
 
 def main() -> None:
@@ -54,6 +62,9 @@ def main() -> None:
                         help="diagnosis: the crops re-blurred by Levin's 8 kernels at noise SIGMA (valid, 8-bit)")
     parser.add_argument("--intensity", type=float, default=1.0,
                         help="with --levin-kernels: the sharp crops multiplied by this first (Levin's images are dark)")
+    parser.add_argument("--strokes", action="store_true",
+                        help="procedural stroke images instead of the BSDS crops (same kernels and noise)")
+    parser.add_argument("--sigma", type=float, default=None, help="one noise level for every pair instead of the ladder")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     root = data_root(None)
@@ -61,12 +72,18 @@ def main() -> None:
     made = read_weights_file(first).get("trained_for", {})
     mode = made.get("mode", "circular")
     dm = BlurPairsDataModule(str(root), mode=mode, val_images=args.val_images, val_crop=args.val_crop,
-                             sigma=made.get("sigma", 0.01),
+                             sigma=made.get("sigma", 0.01) if args.sigma is None else args.sigma,
                              sigma_spacing=made.get("val_sigma_spacing") or made.get("sigma_spacing", "linear"),
                              quantize=bool(made.get("quantize", False)), kernel_size=int(made.get("kernel_size", 31)),
                              cache=str(default_cache_path()), train_images=1)
     dm.setup()
-    batch = next(iter(torch.utils.data.DataLoader(dm.val_set, batch_size=len(dm.val_set))))
+    pairs = dm.val_set
+    if args.strokes:  # the same kernels and noise ladder, stroke images for the crops
+        size = args.val_crop + pairs.pad
+        pairs = ValidationPairs([stroke_image(size, seed=STROKE_VALIDATION_SEED + i) for i in range(len(pairs))],
+                                pairs.kernels, args.val_crop, pairs.sigma, pairs.mode, pairs.quantize,
+                                sigma_spacing=pairs.sigma_spacing)
+    batch = next(iter(torch.utils.data.DataLoader(pairs, batch_size=len(pairs))))
     y, k, s, ref = batch["blurred"], batch["kernel"], batch["sigma"], batch["sharp"].double()
     boundary = boundary_settings(OmegaConf.load(config_dir() / "operator" / "valid.yaml"))
     if args.levin_kernels is not None:

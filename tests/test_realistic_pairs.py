@@ -186,3 +186,38 @@ def test_intensity_darkens_each_crop_by_its_own_factor_and_keeps_the_pair_stream
     for bad in ([0.0, 0.5], [0.8, 0.4], [0.5, 1.2], "dark"):
         with pytest.raises(InputError, match="intensity"):
             BlurPairs(IMAGES, pool, crop=24, intensity=bad)
+
+
+def test_stroke_fraction_swaps_that_share_of_crops_for_stroke_images_and_keeps_the_pair_stream():
+    pool = KernelPool([], kernel_size=9, real_fraction=0.0)
+    plain = BlurPairs(IMAGES, pool, crop=24, length=60, sigma=[0.005, 0.03], mode="valid")
+    mixed = BlurPairs(IMAGES, pool, crop=24, length=60, sigma=[0.005, 0.03], mode="valid", stroke_fraction=0.3)
+    swapped = 0
+    for i in range(60):
+        a, b = plain[i], mixed[i]
+        assert torch.equal(a["kernel"], b["kernel"]) and torch.equal(a["sigma"], b["sigma"])
+        if torch.equal(a["sharp"], b["sharp"]):
+            continue
+        swapped += 1
+        # a stroke image, not a uniform-noise crop: smooth ground, so most neighbour steps are small
+        steps = (b["sharp"][..., 1:] - b["sharp"][..., :-1]).abs()
+        assert float(steps.median()) < 0.02 < float((a["sharp"][..., 1:] - a["sharp"][..., :-1]).abs().median())
+        # and the observation is that image blurred (valid) by the pair's kernel
+        assert not torch.equal(a["blurred"], b["blurred"])
+    assert 10 <= swapped <= 26  # 30 % of 60, drawn per item
+    for bad in (-0.1, 1.5):
+        with pytest.raises(InputError, match="stroke_fraction"):
+            BlurPairs(IMAGES, pool, crop=24, stroke_fraction=bad)
+
+
+def test_stroke_images_are_seeded_smooth_ground_crossed_by_dark_sharp_strokes():
+    from podm_cli.training.strokes import stroke_image
+
+    x = stroke_image(96, seed=3)
+    assert x.shape == (1, 96, 96) and x.dtype == torch.float32
+    assert torch.equal(x, stroke_image(96, seed=3)) and not torch.equal(x, stroke_image(96, seed=4))
+    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    steps = torch.cat([(x[..., 1:] - x[..., :-1]).abs().flatten(), (x[..., 1:, :] - x[..., :-1, :]).abs().flatten()])
+    assert float(steps.median()) < 0.01  # mostly smooth ground
+    assert float(steps.max()) > 0.3  # crossed by sharp, high-contrast edges
+    assert float((x < 0.3).float().mean()) > 0.03  # dark paint covers part of it

@@ -181,6 +181,7 @@ def main(cfg: DictConfig) -> float:
                          "quantize": td["quantize"], "kernel_size": td["kernel_size"],
                          **({"kernel_error": td["kernel_error"]} if td.get("kernel_error") else {}),
                          **({"intensity": td["intensity"]} if td.get("intensity") else {}),
+                         **({"stroke_fraction": td["stroke_fraction"]} if td.get("stroke_fraction") else {}),
                          **({"val_sigma_spacing": td["val_sigma_spacing"]} if td.get("val_sigma_spacing") else {}),
                          **({"boundary": boundary, "circular_fraction": td.get("circular_fraction", 0.0)}
                             if mode == "valid" else {})},

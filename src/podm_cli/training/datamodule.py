@@ -24,6 +24,7 @@ class BlurPairsDataModule(L.LightningDataModule):
     ``val_sigma_spacing`` (the validation ladder's spacing; None = ``sigma_spacing``), ``val_kernel_error``
     (validation pairs with approximate kernels; None = exact kernels, comparable between runs), ``intensity``
     (None or ``[low, high]``: training crops' grey levels multiplied by a factor drawn uniformly in it),
+    ``stroke_fraction`` (that fraction of training items are procedural stroke images),
     ``samples_per_epoch``, ``train_images`` / ``val_images`` (limits), ``val_crop``; ``mode`` is the
     operator (circular | valid); ``data_root`` the data locator's root; ``cache`` an HDF5 file or None."""
 
@@ -34,7 +35,7 @@ class BlurPairsDataModule(L.LightningDataModule):
                  cache: str | None = None, seed: int = 0, sigma_spacing: str = "linear",
                  circular_fraction: float = 0.0, kernel_error: dict | None = None,
                  val_sigma_spacing: str | None = None, val_kernel_error: dict | None = None,
-                 intensity: Sequence[float] | None = None):
+                 intensity: Sequence[float] | None = None, stroke_fraction: float = 0.0):
         super().__init__()
         self.save_hyperparameters()
         self.train_set: BlurPairs | None = None
@@ -57,7 +58,8 @@ class BlurPairsDataModule(L.LightningDataModule):
         pool = KernelPool(load_schelten(h.data_root, h.kernel_size), h.kernel_size, h.real_kernel_fraction)
         self.train_set = BlurPairs(self._images("train", h.train_images), pool, h.crop, h.samples_per_epoch,
                                    h.sigma, h.mode, h.quantize, h.seed, h.sigma_spacing,
-                                   h.circular_fraction, h.batch_size, h.kernel_error, h.intensity)
+                                   h.circular_fraction, h.batch_size, h.kernel_error, h.intensity,
+                                   h.stroke_fraction)
         self.val_set = ValidationPairs(self._images("val", h.val_images), pool, h.val_crop, h.sigma, h.mode,
                                        h.quantize, sigma_spacing=h.val_sigma_spacing or h.sigma_spacing,
                                        kernel_error=h.val_kernel_error)

@@ -14,7 +14,8 @@ test image, with kernels that are never the 8 Levin kernels.
   function of ``(seed, epoch, index)``, so a run is reproducible and workers need no shared state.
 * **Mixing** (``valid`` data): ``circular_fraction`` of whole batches are circular pairs instead (one model for
   both worlds); ``intensity`` darkens each training crop by a factor drawn in ``[low, high]`` (images as dark
-  as Levin's); ``kernel_error`` makes a fraction of pairs with a kernel known only approximately (blurred by
+  as Levin's); ``stroke_fraction`` of the items take a procedural stroke image instead of the crop
+  (:mod:`podm_cli.training.strokes`: strokes on smooth ground, like two of Levin's four); ``kernel_error`` makes a fraction of pairs with a kernel known only approximately (blurred by
   the true kernel, the model given a perturbed one: :mod:`podm_cli.kernels.error`).
 
 Example::
@@ -40,6 +41,7 @@ from torch.utils.data import Dataset
 
 from podm_cli.data.training_list import BSDS_TRAIN_SETS, CONTAINS_TEST_IMAGE, clean_files, image_files
 from podm_cli.errors import InputError
+from podm_cli.training.strokes import stroke_image
 
 __all__ = [
     "BSD68",
@@ -189,6 +191,7 @@ def spaced_sigma(sigma, u: float, spacing: str = "linear") -> float:
 KERNEL_ERROR_KEYS = ("fraction", "blur", "noise")
 _CIRCULAR_STREAM = 1  # tags the per-batch circular draw's seed (4 integers; an item's seed hashes 3)
 _INTENSITY_STREAM = 2  # tags the per-item intensity factor's seed (the pair's own stream stays as without it)
+_STROKES_STREAM = 3  # tags the per-item stroke-image draw (likewise)
 
 
 def _stream(*parts: int) -> torch.Generator:
@@ -240,7 +243,7 @@ class BlurPairs(Dataset):
                  sigma: float | Sequence[float] = 0.01, mode: str = "circular", quantize: bool = False,
                  seed: int = 0, sigma_spacing: str = "linear", circular_fraction: float = 0.0,
                  batch_size: int = 1, kernel_error: Mapping | None = None,
-                 intensity: Sequence[float] | None = None):
+                 intensity: Sequence[float] | None = None, stroke_fraction: float = 0.0):
         spaced_sigma(sigma, 0.0, sigma_spacing)  # checks the range and the spacing
         if mode not in ("circular", "valid"):
             raise InputError(f"blur mode must be circular or valid, got {mode!r}")
@@ -255,6 +258,10 @@ class BlurPairs(Dataset):
         self.batch_size = int(batch_size)
         self.kernel_error = check_kernel_error(kernel_error)
         self.intensity = check_intensity(intensity)
+        if not 0.0 <= float(stroke_fraction) <= 1.0:
+            raise InputError(f"stroke_fraction must be in [0, 1], got {stroke_fraction}")
+        # this fraction of items get a procedural stroke image (podm_cli.training.strokes) instead of the crop
+        self.stroke_fraction = float(stroke_fraction)
         self.pad = kernels.kernel_size - 1 if mode == "valid" else 0
         need = crop + self.pad
         self.images = [im for im in images if min(im.shape[-2:]) >= need]
@@ -313,6 +320,10 @@ class BlurPairs(Dataset):
         x = torch.rot90(x, int(torch.randint(4, (), generator=gen)), (1, 2))
         if float(torch.rand((), generator=gen)) < 0.5:
             x = x.flip(-1)
+        if self.stroke_fraction > 0.0:
+            own = _stream(self.seed, self.epoch, index, _STROKES_STREAM)
+            if float(torch.rand((), generator=own)) < self.stroke_fraction:
+                x = stroke_image(size, seed=int(torch.randint(2**62, (), generator=own)))
         if self.intensity:
             lo, hi = self.intensity
             own = _stream(self.seed, self.epoch, index, _INTENSITY_STREAM)
