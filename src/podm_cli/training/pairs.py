@@ -15,8 +15,9 @@ test image, with kernels that are never the 8 Levin kernels.
 * **Mixing** (``valid`` data): ``circular_fraction`` of whole batches are circular pairs instead (one model for
   both worlds); ``intensity`` darkens each training crop by a factor drawn in ``[low, high]`` (images as dark
   as Levin's); ``stroke_fraction`` of the items take a procedural stroke image instead of the crop
-  (:mod:`podm_cli.training.strokes`: strokes on smooth ground, like two of Levin's four); ``kernel_error`` makes a fraction of pairs with a kernel known only approximately (blurred by
-  the true kernel, the model given a perturbed one: :mod:`podm_cli.kernels.error`).
+  (:mod:`podm_cli.training.strokes`: strokes on smooth ground, like two of Levin's four); ``kernel_error``
+  makes a fraction of pairs with a kernel known only approximately (blurred by the true kernel, the model given
+  a perturbed one: :mod:`podm_cli.kernels.error`).
 
 Example::
 

@@ -2,8 +2,10 @@
 
 BSDS500 crops, podm's training images, are mostly texture. Levin et al.'s test images are not: two of the
 four (a drawing with text, a painted face) are smooth regions crossed by dark, sharp-edged strokes, and there,
-at high noise, podm's RPODM deconvolved less than IRCNN (docs/training.md, "Stroke images"). These images are
-drawn from a seed, so they add that kind of content to training without any test image:
+at high noise, podm's RPODM deconvolved less than IRCNN (docs/training.md, "High noise on Levin's images").
+These images are drawn from a seed, so they add that kind of content without any test image: as a validation
+proxy (``scripts/rpodm_validation.py --strokes``, which reproduces Levin's smaller margin over IRCNN) and as a
+training share (``train_data.stroke_fraction``; tried: the model learned them, Levin did not follow).
 
 * background: a grey level in [0.45, 0.75] plus three octaves of bicubic-upsampled Gaussian noise (cells of
   1/3, 1/6 and 1/12 of the side, amplitudes 0.25, 0.12, 0.05), clipped to [0.05, 0.95];
