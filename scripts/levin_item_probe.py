@@ -26,7 +26,6 @@ from podm_cli.apps.common import boundary_settings
 from podm_cli.apps.methods import build_method
 from podm_cli.data.datasets import make_dataset
 from podm_cli.data.locator import data_root
-from podm_cli.errors import InputError
 from podm_cli.metrics import score as protocol_score
 
 
@@ -42,13 +41,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--save", default=None, help="PNG of truth | estimates of --methods")
     args = parser.parse_args()
+    if any(n < 1 for n in args.ircnn_stages):
+        fail(f"--ircnn-stages must be >= 1, got {args.ircnn_stages}")
     torch.set_num_threads(args.threads)
     root = data_root(None)
     ds = make_dataset(args.dataset, root, sigma=args.sigma)
     names = [ds[i].name for i in range(len(ds))]
     if args.item not in names:
-        print(f"levin_item_probe: no item {args.item!r} in {ds.protocol} (e.g. {names[0]})", file=sys.stderr)
-        raise SystemExit(2)
+        fail(f"no item {args.item!r} in {ds.protocol} (e.g. {names[0]})")
     item = ds[names.index(args.item)]
     mode = ds.mode
     boundary = boundary_settings(OmegaConf.load(config_dir() / "operator" / "valid.yaml"))
@@ -76,8 +76,6 @@ def main() -> None:
     ircnn = build_method("ircnn", data_root=root, boundary=boundary)
     out = []
     for n in args.ircnn_stages:
-        if n < 1:
-            raise InputError(f"--ircnn-stages must be >= 1, got {n}")
         ircnn.stages = n
         out.append(f"{n}: {score(ircnn)[0]:.2f}")
     print("  ircnn, stages " + "  ".join(out))
@@ -87,6 +85,11 @@ def main() -> None:
         row = torch.cat([item.sharp[0]] + estimates, dim=1)
         Image.fromarray((row.numpy() * 255).round().astype("uint8")).save(args.save)
         print(f"  truth | {' | '.join(args.methods)} -> {args.save}")
+
+
+def fail(message: str) -> None:
+    print(f"levin_item_probe: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 if __name__ == "__main__":
